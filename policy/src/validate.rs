@@ -1,0 +1,1120 @@
+//! Validation of the node tree into a [`PolicyConfig`].
+//!
+//! Validation never stops at the first problem: every check records a [`Diagnostic`] and
+//! carries on with what it can still understand, so one lint run shows everything that is
+//! wrong. Diagnostics point at the offending key (unknown or duplicate fields), the offending
+//! value (wrong type, unknown name, out of range), or the mapping that lacks a required field.
+
+use std::collections::HashMap;
+
+use crate::config::{
+    Action, PiiEntity, Policy, PolicyConfig, ProviderKind, Providers, Rule, SecretKeyRef, Target,
+};
+use crate::diagnostic::{Diagnostic, closest, did_you_mean_one_of, one_of};
+use crate::route::{is_anthropic_model, route_in};
+use crate::yaml::{Node, NodeKind, Pos, Scalar, Style, quote_short};
+
+const ROOT_KEYS: &[&str] = &["policies", "providers"];
+const POLICY_TYPES: &[&str] = &["pii_detection", "cost_limit", "model_filter", "rate_limit"];
+const COMMON_POLICY_KEYS: &[&str] = &["name", "type", "enabled", "action"];
+const ALL_ACTIONS: &[&str] = &["block", "redact", "warn", "escalate"];
+const PROVIDERS_KEYS: &[&str] = &["targets"];
+const TARGET_KEYS: &[&str] = &["id", "provider"];
+const PROVIDER_KEYS: &[&str] = &["kind", "base_url", "models", "secret_key_ref"];
+const SECRET_REF_KEYS: &[&str] = &["env", "secret"];
+const KINDS: &[&str] = &["openai", "anthropic", "demo"];
+
+/// The fields specific to one policy type.
+fn type_keys(ty: &str) -> &'static [&'static str] {
+    match ty {
+        "pii_detection" => &["entities", "allowlist", "restore"],
+        "cost_limit" => &["monthly_limit"],
+        "model_filter" => &["allowed_models", "denied_models"],
+        "rate_limit" => &["max_requests_per_minute", "max_tokens_per_minute"],
+        _ => &[],
+    }
+}
+
+/// The actions a policy type accepts.
+fn type_actions(ty: &str) -> &'static [&'static str] {
+    match ty {
+        "pii_detection" => ALL_ACTIONS,
+        "model_filter" => &["block"],
+        _ => &["block", "warn"],
+    }
+}
+
+fn entity_names() -> Vec<&'static str> {
+    PiiEntity::ALL.iter().map(PiiEntity::as_str).collect()
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A mapping's fields, first occurrence of each key.
+struct Fields<'n> {
+    entries: Vec<(&'n str, &'n Node, &'n Node)>,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| *v)
+    }
+}
+
+/// A model name written in a model filter, kept for the routing check.
+struct ModelRef {
+    pos: Pos,
+    path: String,
+    model: String,
+}
+
+/// The first enabled policy of a kind that may only be enabled once.
+struct Singleton {
+    name: String,
+    line: usize,
+}
+
+#[derive(Default)]
+struct Validator {
+    diags: Vec<Diagnostic>,
+    model_refs: Vec<ModelRef>,
+    cost_limit: Option<Singleton>,
+    rate_limit: Option<Singleton>,
+}
+
+/// Validates a document's root node.
+pub(crate) fn validate(root: &Node) -> Result<PolicyConfig, Vec<Diagnostic>> {
+    let mut v = Validator::default();
+    let config = v.root(root);
+    let mut diags = v.diags;
+    match config {
+        Some(c) if diags.is_empty() => Ok(c),
+        _ => {
+            diags.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+            diags.dedup();
+            Err(diags)
+        }
+    }
+}
+
+impl Validator {
+    fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>, help: Option<String>) {
+        self.diags.push(Diagnostic {
+            line: pos.line,
+            column: pos.column,
+            path: path.to_owned(),
+            message: message.into(),
+            suggestion: help,
+        });
+    }
+
+    /// "expected WHAT, found …" at the value, with a hint when the mistake is a common one.
+    fn expected(&mut self, node: &Node, path: &str, what: &str) {
+        let help = type_help(node, what);
+        self.error(
+            node.pos,
+            path,
+            format!("expected {what}, found {}", node.describe()),
+            help,
+        );
+    }
+
+    fn missing(&mut self, map: &Node, path: &str, key: &str, help: Option<String>) {
+        self.error(
+            map.pos,
+            path,
+            format!("missing required field `{key}`"),
+            help,
+        );
+    }
+
+    /// The fields of a mapping; reports a non-mapping, non-string keys and duplicate keys.
+    fn fields<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<Fields<'n>> {
+        let NodeKind::Map(entries) = &node.kind else {
+            self.expected(node, path, what);
+            return None;
+        };
+        let mut fields = Fields {
+            entries: Vec::with_capacity(entries.len()),
+        };
+        for (k, v) in entries {
+            let name = match (&k.kind, k.scalar()) {
+                (_, Some(Scalar::Null)) | (NodeKind::Seq(_) | NodeKind::Map(_), _) => {
+                    self.expected(k, path, "a field name");
+                    continue;
+                }
+                _ => k.text().unwrap_or_default(),
+            };
+            if let Some((_, first, _)) = fields.entries.iter().find(|(n, _, _)| *n == name) {
+                let line = first.pos.line;
+                self.error(
+                    k.pos,
+                    &join(path, name),
+                    format!("duplicate field `{name}`"),
+                    Some(format!(
+                        "`{name}` is already set on line {line}; remove one of them"
+                    )),
+                );
+                continue;
+            }
+            fields.entries.push((name, k, v));
+        }
+        Some(fields)
+    }
+
+    /// Reports every field not in `allowed`.
+    fn unknown_fields(&mut self, fields: &Fields<'_>, path: &str, allowed: &[&str]) {
+        for (name, key, _) in &fields.entries {
+            if !allowed.contains(name) {
+                self.unknown_field(key, &join(path, name), name, allowed);
+            }
+        }
+    }
+
+    fn unknown_field(&mut self, key: &Node, path: &str, name: &str, allowed: &[&str]) {
+        let help = match closest(name, allowed) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!("expected one of {}", one_of(allowed)),
+        };
+        self.error(
+            key.pos,
+            path,
+            format!("unknown field `{name}`"),
+            Some(help),
+        );
+    }
+
+    fn string<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<&'n str> {
+        match node.as_str() {
+            Some(s) => Some(s),
+            None => {
+                self.expected(node, path, what);
+                None
+            }
+        }
+    }
+
+    /// A non-empty string without surrounding or inner whitespace (names, ids, models).
+    fn word<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<&'n str> {
+        let s = self.string(node, path, what)?;
+        if s.trim().is_empty() {
+            self.error(node.pos, path, format!("{what} must not be empty"), None);
+            return None;
+        }
+        if s.chars().any(char::is_whitespace) {
+            self.error(
+                node.pos,
+                path,
+                format!("{what} must not contain spaces, found {}", quote_short(s)),
+                None,
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match node.scalar() {
+            Some(Scalar::Bool(b)) => Some(b),
+            _ => {
+                self.expected(node, path, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    /// A finite number greater than zero (integer or decimal).
+    fn positive_number(&mut self, node: &Node, path: &str) -> Option<f64> {
+        let value = match node.scalar() {
+            Some(Scalar::Int(i)) => i as f64,
+            Some(Scalar::Float(f)) => f,
+            _ => {
+                self.expected(node, path, "a number");
+                return None;
+            }
+        };
+        let text = node.text().unwrap_or_default();
+        if !value.is_finite() {
+            self.error(
+                node.pos,
+                path,
+                format!("expected a finite number, found {text}"),
+                None,
+            );
+            return None;
+        }
+        if value <= 0.0 {
+            self.error(
+                node.pos,
+                path,
+                format!("must be greater than 0, found {text}"),
+                None,
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    /// A whole number from 1 to `u32::MAX`.
+    fn positive_int(&mut self, node: &Node, path: &str) -> Option<u32> {
+        let text = node.text().unwrap_or_default();
+        let value = match node.scalar() {
+            Some(Scalar::Int(i)) => i,
+            Some(Scalar::Float(f)) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e30 => {
+                f as i128
+            }
+            Some(Scalar::Float(_)) => {
+                self.error(
+                    node.pos,
+                    path,
+                    format!("expected a whole number, found {text}"),
+                    None,
+                );
+                return None;
+            }
+            _ => {
+                self.expected(node, path, "a whole number");
+                return None;
+            }
+        };
+        if value <= 0 {
+            self.error(
+                node.pos,
+                path,
+                format!("must be greater than 0, found {text}"),
+                None,
+            );
+            return None;
+        }
+        match u32::try_from(value) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.error(
+                    node.pos,
+                    path,
+                    format!("is too large, found {text}"),
+                    Some(format!("the largest accepted value is {}", u32::MAX)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list whose items are checked by `item`; `None` if the list or any item is invalid.
+    fn list<'n, T>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        what: &str,
+        mut item: impl FnMut(&mut Self, &'n Node, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let NodeKind::Seq(items) = &node.kind else {
+            self.expected(node, path, what);
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, n) in items.iter().enumerate() {
+            match item(self, n, &format!("{path}[{i}]")) {
+                Some(v) => out.push(v),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn root(&mut self, root: &Node) -> Option<PolicyConfig> {
+        if !matches!(root.kind, NodeKind::Map(_)) {
+            self.error(
+                root.pos,
+                "",
+                format!(
+                    "expected a mapping with `policies` at the top level, found {}",
+                    root.describe()
+                ),
+                Some("start the file with `policies:` followed by a list of policies".to_owned()),
+            );
+            return None;
+        }
+        let fields = self.fields(root, "", "a mapping")?;
+        self.unknown_fields(&fields, "", ROOT_KEYS);
+
+        let providers = match fields.get("providers") {
+            Some(node) => self.providers(node),
+            None => Some(Providers::default()),
+        };
+
+        let policies = match fields.get("policies") {
+            None => {
+                self.missing(
+                    root,
+                    "",
+                    "policies",
+                    Some("add `policies:` with a list of policies (`policies: []` for none)".to_owned()),
+                );
+                None
+            }
+            Some(node) => self.policies(node),
+        };
+
+        if let Some(providers) = &providers {
+            self.check_routes(providers);
+        }
+        Some(PolicyConfig {
+            policies: policies?,
+            providers: providers?,
+        })
+    }
+
+    fn policies(&mut self, node: &Node) -> Option<Vec<Policy>> {
+        let NodeKind::Seq(items) = &node.kind else {
+            self.expected(node, "policies", "a list of policies");
+            return None;
+        };
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.policy(item, i, &mut names) {
+                Some(p) => out.push(p),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn policy(
+        &mut self,
+        node: &Node,
+        index: usize,
+        names: &mut HashMap<String, usize>,
+    ) -> Option<Policy> {
+        let path = format!("policies[{index}]");
+        let fields = self.fields(node, &path, "a policy (a mapping with `name` and `type`)")?;
+
+        // name
+        let name = match fields.get("name") {
+            None => {
+                self.missing(
+                    node,
+                    &path,
+                    "name",
+                    Some("give the policy a unique name, e.g. `name: pii-protection`".to_owned()),
+                );
+                None
+            }
+            Some(v) => {
+                let p = join(&path, "name");
+                let name = self.word(v, &p, "a policy name");
+                if let Some(n) = name {
+                    if let Some(line) = names.get(n) {
+                        self.error(
+                            v.pos,
+                            &p,
+                            format!("duplicate policy name `{n}`"),
+                            Some(format!(
+                                "a policy on line {line} already has this name; policy names must be unique"
+                            )),
+                        );
+                    } else {
+                        names.insert(n.to_owned(), v.pos.line);
+                    }
+                }
+                name
+            }
+        };
+
+        // type
+        let ty: Option<&'static str> = match fields.get("type") {
+            None => {
+                self.missing(
+                    node,
+                    &path,
+                    "type",
+                    Some(format!("add `type:` with one of {}", one_of(POLICY_TYPES))),
+                );
+                None
+            }
+            Some(v) => {
+                let p = join(&path, "type");
+                match self.string(v, &p, "a policy type") {
+                    None => None,
+                    Some(s) => match POLICY_TYPES.iter().find(|t| **t == s) {
+                        Some(t) => Some(*t),
+                        None => {
+                            self.error(
+                                v.pos,
+                                &p,
+                                format!("unknown policy type `{s}`"),
+                                Some(did_you_mean_one_of(s, POLICY_TYPES)),
+                            );
+                            None
+                        }
+                    },
+                }
+            }
+        };
+
+        // unknown fields, judged against the type when it is known
+        for (key_name, key, _) in &fields.entries {
+            if COMMON_POLICY_KEYS.contains(key_name) {
+                continue;
+            }
+            let key_path = join(&path, key_name);
+            let owner = POLICY_TYPES
+                .iter()
+                .find(|t| type_keys(t).contains(key_name));
+            match (ty, owner) {
+                (Some(t), Some(o)) if *o == t => {}
+                (None, Some(_)) => {}
+                (Some(t), Some(o)) => {
+                    let accepted: Vec<&str> = COMMON_POLICY_KEYS
+                        .iter()
+                        .chain(type_keys(t))
+                        .copied()
+                        .collect();
+                    self.error(
+                        key.pos,
+                        &key_path,
+                        format!("field `{key_name}` does not apply to a `{t}` policy"),
+                        Some(format!(
+                            "`{key_name}` belongs to `{o}` policies; a `{t}` policy accepts {}",
+                            one_of(&accepted)
+                        )),
+                    );
+                }
+                (t, None) => {
+                    let allowed: Vec<&str> = match t {
+                        Some(t) => COMMON_POLICY_KEYS.iter().chain(type_keys(t)).copied().collect(),
+                        None => COMMON_POLICY_KEYS
+                            .iter()
+                            .copied()
+                            .chain(POLICY_TYPES.iter().flat_map(|t| type_keys(t).iter().copied()))
+                            .collect(),
+                    };
+                    self.unknown_field(key, &key_path, key_name, &allowed);
+                }
+            }
+        }
+
+        // enabled
+        let enabled = match fields.get("enabled") {
+            None => Some(true),
+            Some(v) => self.boolean(v, &join(&path, "enabled")),
+        };
+
+        // action
+        let action = match fields.get("action") {
+            None => Some(Action::Block),
+            Some(v) => self.action(v, &join(&path, "action"), ty),
+        };
+
+        let rule = match ty {
+            Some("pii_detection") => self.pii_rule(&fields, &path, action),
+            Some("cost_limit") => self.cost_rule(node, &fields, &path, action),
+            Some("model_filter") => self.model_rule(node, &fields, &path, enabled.unwrap_or(true)),
+            Some("rate_limit") => self.rate_rule(node, &fields, &path, action),
+            _ => None,
+        };
+
+        if enabled == Some(true) {
+            if let (Some(t), Some(n), Some(type_node)) = (ty, name, fields.get("type")) {
+                self.singleton(t, n, type_node, &join(&path, "type"));
+            }
+        }
+
+        Some(Policy {
+            name: name?.to_owned(),
+            enabled: enabled?,
+            rule: rule?,
+        })
+    }
+
+    /// Only one enabled `cost_limit` and one enabled `rate_limit` can take effect.
+    fn singleton(&mut self, ty: &str, name: &str, type_node: &Node, path: &str) {
+        let (slot, what) = match ty {
+            "cost_limit" => (&mut self.cost_limit, "budget"),
+            "rate_limit" => (&mut self.rate_limit, "rate limit"),
+            _ => return,
+        };
+        match slot {
+            None => {
+                *slot = Some(Singleton {
+                    name: name.to_owned(),
+                    line: type_node.pos.line,
+                });
+            }
+            Some(first) => {
+                let help = format!(
+                    "`{}` (line {}) already sets the {what}; merge the two, or set `enabled: false` on one",
+                    first.name, first.line
+                );
+                self.error(
+                    type_node.pos,
+                    path,
+                    format!("a second enabled `{ty}` policy would never apply"),
+                    Some(help),
+                );
+            }
+        }
+    }
+
+    fn action(&mut self, node: &Node, path: &str, ty: Option<&str>) -> Option<Action> {
+        let allowed = ty.map_or(ALL_ACTIONS, type_actions);
+        let s = self.string(node, path, &format!("an action ({})", one_of(allowed)))?;
+        match Action::from_name(s) {
+            Some(a) if allowed.contains(&a.as_str()) => Some(a),
+            Some(_) => {
+                let t = ty.unwrap_or_default();
+                let help = if t == "model_filter" {
+                    "a `model_filter` policy always blocks: remove `action`, or write `action: block`"
+                        .to_owned()
+                } else {
+                    format!("a `{t}` policy accepts {}", one_of(allowed))
+                };
+                self.error(
+                    node.pos,
+                    path,
+                    format!("a `{t}` policy cannot use `action: {s}`"),
+                    Some(help),
+                );
+                None
+            }
+            None => {
+                self.error(
+                    node.pos,
+                    path,
+                    format!("unknown action `{s}`"),
+                    Some(did_you_mean_one_of(s, allowed)),
+                );
+                None
+            }
+        }
+    }
+
+    fn pii_rule(&mut self, f: &Fields<'_>, path: &str, action: Option<Action>) -> Option<Rule> {
+        let entities = match f.get("entities") {
+            None => Some(Vec::new()),
+            Some(v) => {
+                let names = entity_names();
+                self.list(v, &join(path, "entities"), "a list of entities", |me, n, p| {
+                    let s = me.string(n, p, "an entity name")?;
+                    match PiiEntity::from_name(s) {
+                        Some(e) => Some(e),
+                        None => {
+                            me.error(
+                                n.pos,
+                                p,
+                                format!("unknown entity `{s}`"),
+                                Some(did_you_mean_one_of(s, &names)),
+                            );
+                            None
+                        }
+                    }
+                })
+                .map(|mut e| {
+                    e.dedup();
+                    e
+                })
+            }
+        };
+        let allowlist = match f.get("allowlist") {
+            None => Some(Vec::new()),
+            Some(v) => self.list(v, &join(path, "allowlist"), "a list of values", |me, n, p| {
+                let s = me.string(n, p, "a string")?;
+                if s.trim().is_empty() {
+                    me.error(n.pos, p, "an allowlist entry must not be empty", None);
+                    return None;
+                }
+                Some(s.to_owned())
+            }),
+        };
+        let restore = match f.get("restore") {
+            None => Some(false),
+            Some(v) => {
+                let p = join(path, "restore");
+                let r = self.boolean(v, &p);
+                if r == Some(true) && action.is_some_and(|a| a != Action::Redact) {
+                    self.error(
+                        v.pos,
+                        &p,
+                        "`restore` only applies with `action: redact`",
+                        Some("set `action: redact`, or remove `restore`".to_owned()),
+                    );
+                    None
+                } else {
+                    r
+                }
+            }
+        };
+        Some(Rule::PiiDetection {
+            action: action?,
+            entities: entities?,
+            allowlist: allowlist?,
+            restore: restore?,
+        })
+    }
+
+    fn cost_rule(
+        &mut self,
+        node: &Node,
+        f: &Fields<'_>,
+        path: &str,
+        action: Option<Action>,
+    ) -> Option<Rule> {
+        let limit = match f.get("monthly_limit") {
+            None => {
+                self.missing(
+                    node,
+                    path,
+                    "monthly_limit",
+                    Some("add the monthly budget in USD, e.g. `monthly_limit: 2000`".to_owned()),
+                );
+                None
+            }
+            Some(v) => self.positive_number(v, &join(path, "monthly_limit")),
+        };
+        Some(Rule::CostLimit {
+            monthly_limit_usd: limit?,
+            action: action?,
+        })
+    }
+
+    fn model_list(&mut self, node: &Node, path: &str, refs: bool) -> Option<Vec<String>> {
+        let models = self.list(node, path, "a list of model names", |me, n, p| {
+            let s = me.word(n, p, "a model name")?;
+            if refs && !s.contains('*') {
+                me.model_refs.push(ModelRef {
+                    pos: n.pos,
+                    path: p.to_owned(),
+                    model: s.to_owned(),
+                });
+            }
+            Some(s.to_owned())
+        })?;
+        Some(models)
+    }
+
+    fn model_rule(&mut self, node: &Node, f: &Fields<'_>, path: &str, enabled: bool) -> Option<Rule> {
+        let allowed = match f.get("allowed_models") {
+            None => {
+                self.missing(
+                    node,
+                    path,
+                    "allowed_models",
+                    Some("list the models this tenant may use, e.g. `allowed_models: [gpt-4o]` (`\"*\"` allows every model)".to_owned()),
+                );
+                None
+            }
+            Some(v) => {
+                let p = join(path, "allowed_models");
+                match self.model_list(v, &p, enabled) {
+                    Some(m) if m.is_empty() => {
+                        self.error(
+                            v.pos,
+                            &p,
+                            "`allowed_models` must list at least one model",
+                            Some("an empty list would block every request; list models, or `\"*\"` for all".to_owned()),
+                        );
+                        None
+                    }
+                    other => other,
+                }
+            }
+        };
+        let denied = match f.get("denied_models") {
+            None => Some(Vec::new()),
+            Some(v) => self.model_list(v, &join(path, "denied_models"), false),
+        };
+        Some(Rule::ModelFilter {
+            allowed_models: allowed?,
+            denied_models: denied?,
+        })
+    }
+
+    fn rate_rule(
+        &mut self,
+        node: &Node,
+        f: &Fields<'_>,
+        path: &str,
+        action: Option<Action>,
+    ) -> Option<Rule> {
+        let rpm = match f.get("max_requests_per_minute") {
+            None => {
+                self.missing(
+                    node,
+                    path,
+                    "max_requests_per_minute",
+                    Some("add the limit, e.g. `max_requests_per_minute: 120`".to_owned()),
+                );
+                None
+            }
+            Some(v) => self.positive_int(v, &join(path, "max_requests_per_minute")),
+        };
+        let tpm = match f.get("max_tokens_per_minute") {
+            None => Some(None),
+            Some(v) => self
+                .positive_int(v, &join(path, "max_tokens_per_minute"))
+                .map(Some),
+        };
+        Some(Rule::RateLimit {
+            max_requests_per_minute: rpm?,
+            max_tokens_per_minute: tpm?,
+            action: action?,
+        })
+    }
+
+    fn providers(&mut self, node: &Node) -> Option<Providers> {
+        let path = "providers";
+        let fields = self.fields(node, path, "a mapping with `targets`")?;
+        self.unknown_fields(&fields, path, PROVIDERS_KEYS);
+        let Some(targets_node) = fields.get("targets") else {
+            self.missing(
+                node,
+                path,
+                "targets",
+                Some("add `targets:` with a list of upstream targets, e.g. `- id: openai`".to_owned()),
+            );
+            return None;
+        };
+        let tpath = join(path, "targets");
+        let NodeKind::Seq(items) = &targets_node.kind else {
+            self.expected(targets_node, &tpath, "a list of targets");
+            return None;
+        };
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut targets = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.target(item, &format!("{tpath}[{i}]"), &mut ids) {
+                Some(t) => targets.push(t),
+                None => ok = false,
+            }
+        }
+        ok.then_some(Providers { targets })
+    }
+
+    fn target(
+        &mut self,
+        node: &Node,
+        path: &str,
+        ids: &mut HashMap<String, usize>,
+    ) -> Option<Target> {
+        let fields = self.fields(node, path, "a target (a mapping with `id`)")?;
+        self.unknown_fields(&fields, path, TARGET_KEYS);
+
+        let id_node = fields.get("id");
+        let id = match id_node {
+            None => {
+                self.missing(
+                    node,
+                    path,
+                    "id",
+                    Some("give the target a unique id, e.g. `id: openai`".to_owned()),
+                );
+                None
+            }
+            Some(v) => {
+                let p = join(path, "id");
+                let id = self.word(v, &p, "a target id");
+                if let Some(id) = id {
+                    if let Some(line) = ids.get(id) {
+                        self.error(
+                            v.pos,
+                            &p,
+                            format!("duplicate target id `{id}`"),
+                            Some(format!(
+                                "a target on line {line} already has this id; target ids must be unique"
+                            )),
+                        );
+                    } else {
+                        ids.insert(id.to_owned(), v.pos.line);
+                    }
+                }
+                id
+            }
+        };
+
+        let mut kind_given = false;
+        let mut kind: Option<ProviderKind> = None;
+        let mut base_url = Some(None);
+        let mut models = Some(Vec::new());
+        let mut secret = Some(None);
+        let mut provider_ok = true;
+        if let Some(pnode) = fields.get("provider") {
+            let ppath = join(path, "provider");
+            match self.fields(pnode, &ppath, "a mapping") {
+                None => provider_ok = false,
+                Some(pf) => {
+                    self.unknown_fields(&pf, &ppath, PROVIDER_KEYS);
+                    if let Some(v) = pf.get("kind") {
+                        kind_given = true;
+                        kind = self.kind(v, &join(&ppath, "kind"));
+                    }
+                    if let Some(v) = pf.get("base_url") {
+                        base_url = self.base_url(v, &join(&ppath, "base_url")).map(Some);
+                    }
+                    if let Some(v) = pf.get("models") {
+                        let mp = join(&ppath, "models");
+                        models = match self.model_list(v, &mp, false) {
+                            Some(m) if m.is_empty() => {
+                                self.error(
+                                    v.pos,
+                                    &mp,
+                                    "`models` must list at least one model",
+                                    Some("remove `models` to route by model family (`claude-*` to anthropic, the rest to openai)".to_owned()),
+                                );
+                                None
+                            }
+                            other => other,
+                        };
+                    }
+                    if let Some(v) = pf.get("secret_key_ref") {
+                        secret = self.secret_ref(v, &join(&ppath, "secret_key_ref")).map(Some);
+                    }
+                }
+            }
+        }
+
+        if !kind_given {
+            if let (Some(id), Some(v)) = (id, id_node) {
+                kind = ProviderKind::from_name(id);
+                if kind.is_none() {
+                    let guess = closest(id, KINDS)
+                        .map(|k| format!("did you mean `id: {k}`? Otherwise add "))
+                        .unwrap_or_else(|| "add ".to_owned());
+                    self.error(
+                        v.pos,
+                        &join(path, "id"),
+                        format!("cannot tell which provider target `{id}` is"),
+                        Some(format!(
+                            "{guess}`provider: {{kind: ...}}` with one of {}",
+                            one_of(KINDS)
+                        )),
+                    );
+                }
+            }
+        }
+
+        if !provider_ok {
+            return None;
+        }
+        Some(Target {
+            id: id?.to_owned(),
+            kind: kind?,
+            base_url: base_url?,
+            models: models?,
+            secret_key_ref: secret?,
+        })
+    }
+
+    fn kind(&mut self, node: &Node, path: &str) -> Option<ProviderKind> {
+        let s = self.string(node, path, &format!("a provider kind ({})", one_of(KINDS)))?;
+        match ProviderKind::from_name(s) {
+            Some(k) => Some(k),
+            None => {
+                self.error(
+                    node.pos,
+                    path,
+                    format!("unknown provider kind `{s}`"),
+                    Some(did_you_mean_one_of(s, KINDS)),
+                );
+                None
+            }
+        }
+    }
+
+    fn base_url(&mut self, node: &Node, path: &str) -> Option<String> {
+        let s = self.string(node, path, "a URL")?;
+        if let Err(why) = check_url(s) {
+            self.error(
+                node.pos,
+                path,
+                format!("{} is not a valid http(s) URL: {why}", quote_short(s)),
+                Some("write the full URL, e.g. `https://api.example.com/v1`".to_owned()),
+            );
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
+    fn secret_ref(&mut self, node: &Node, path: &str) -> Option<SecretKeyRef> {
+        let fields = self.fields(node, path, "a mapping with `env` or `secret`")?;
+        self.unknown_fields(&fields, path, SECRET_REF_KEYS);
+        match (fields.get("env"), fields.get("secret")) {
+            (None, None) => {
+                self.missing(
+                    node,
+                    path,
+                    "env",
+                    Some("name an environment variable (`env: TEAM_OPENAI_KEY`) or a console secret (`secret: team-openai`)".to_owned()),
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    node.pos,
+                    path,
+                    "set exactly one of `env` and `secret`, not both",
+                    Some("keep `env` for an environment variable, or `secret` for a secret stored in the console".to_owned()),
+                );
+                None
+            }
+            (Some(v), None) => {
+                let p = join(path, "env");
+                let name = self.string(v, &p, "an environment variable name")?;
+                if is_env_name(name) {
+                    Some(SecretKeyRef::Env(name.to_owned()))
+                } else {
+                    self.error(
+                        v.pos,
+                        &p,
+                        format!("{} is not a valid environment variable name", quote_short(name)),
+                        Some("use letters, digits and `_`, not starting with a digit, e.g. `TEAM_ENG_OPENAI_KEY`".to_owned()),
+                    );
+                    None
+                }
+            }
+            (None, Some(v)) => {
+                let p = join(path, "secret");
+                self.word(v, &p, "a secret name")
+                    .map(|s| SecretKeyRef::Secret(s.to_owned()))
+            }
+        }
+    }
+
+    /// Every model a model filter allows by exact name must be served by some target
+    /// (checked only when the file declares targets).
+    fn check_routes(&mut self, providers: &Providers) {
+        if providers.targets.is_empty() {
+            return;
+        }
+        let refs = std::mem::take(&mut self.model_refs);
+        for r in refs {
+            if route_in(&providers.targets, &r.model).is_none() {
+                let family = if is_anthropic_model(&r.model) {
+                    "anthropic"
+                } else {
+                    "openai"
+                };
+                self.error(
+                    r.pos,
+                    &r.path,
+                    format!("no provider target serves model `{}`", r.model),
+                    Some(format!(
+                        "add a target with `id: {family}` (or `provider: {{kind: {family}}}`), or list the model in a target's `provider.models`"
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks an `http://` or `https://` URL with a host (and a numeric port, if any).
+fn check_url(s: &str) -> Result<(), &'static str> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it contains spaces");
+    }
+    let lower = s.to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &s[8..]
+    } else if lower.starts_with("http://") {
+        &s[7..]
+    } else {
+        return Err("it must start with `http://` or `https://`");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, tail)) if !h.is_empty() => (h, tail.strip_prefix(':')),
+            _ => return Err("the IPv6 host is not closed with `]`"),
+        }
+    } else {
+        match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("it has no host");
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
+    {
+        return Err("the host contains invalid characters");
+    }
+    if let Some(p) = port {
+        if p.is_empty() || p.parse::<u16>().is_err() {
+            return Err("the port is not a number from 0 to 65535");
+        }
+    }
+    Ok(())
+}
+
+/// A hint for the most common type mistakes.
+fn type_help(node: &Node, what: &str) -> Option<String> {
+    let text = node.text()?;
+    let quoted = matches!(
+        node.kind,
+        NodeKind::Scalar {
+            style: Style::Quoted,
+            ..
+        }
+    );
+    let number_expected = what.contains("number");
+    match node.scalar()? {
+        Scalar::Str(s) if number_expected => {
+            let plain = s.trim();
+            if quoted && plain.parse::<f64>().is_ok() {
+                return Some(format!("remove the quotes: {plain}"));
+            }
+            let cleaned: String = plain
+                .trim_start_matches('$')
+                .chars()
+                .filter(|c| !matches!(c, '_' | ','))
+                .collect();
+            let (digits, factor) = match cleaned.strip_suffix(['k', 'K']) {
+                Some(d) => (d, 1000.0),
+                None => (cleaned.as_str(), 1.0),
+            };
+            match digits.parse::<f64>() {
+                Ok(v) if v.is_finite() => Some(format!("write a plain number, e.g. {}", v * factor)),
+                _ => None,
+            }
+        }
+        Scalar::Str(s) if what.contains("`true`") => {
+            let l = s.trim().to_ascii_lowercase();
+            match l.as_str() {
+                "true" | "yes" | "y" | "on" => Some("write `true` (without quotes)".to_owned()),
+                "false" | "no" | "n" | "off" => Some("write `false` (without quotes)".to_owned()),
+                _ => None,
+            }
+        }
+        Scalar::Int(_) | Scalar::Float(_) | Scalar::Bool(_)
+            if !number_expected && what != "`true` or `false`" =>
+        {
+            Some(format!("put it in quotes: \"{text}\""))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,187 @@
+//! Request events (one per gateway request, allowed or not) and the hourly
+//! rollup the console reads its totals from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Db, Result, with_pool};
+
+/// Length of a rollup bucket.
+pub const HOUR_MS: i64 = 3_600_000;
+/// Most events one list call returns.
+pub const MAX_LIST_LIMIT: i64 = 1000;
+
+/// One gateway request. Never carries prompt or completion text.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
+pub struct EventRow {
+    pub event_id: String,
+    pub created_at: i64,
+    pub gateway_id: String,
+    pub gateway_name: String,
+    pub team_id: Option<String>,
+    pub token_id: Option<String>,
+    pub model: String,
+    pub provider_target: Option<String>,
+    pub provider_kind: Option<String>,
+    /// allow / block / redact / warn / escalate / error
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub policy: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+    pub latency_ms: i64,
+    pub upstream_status: Option<i64>,
+    pub streamed: bool,
+    /// Served by the built-in demo provider.
+    pub demo: bool,
+}
+
+/// Filters of `GET /v1/events` (the team filter comes from the scope).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub since_ms: Option<i64>,
+    pub limit: i64,
+    pub gateway_id: Option<String>,
+    pub team_id: Option<String>,
+    pub verdict: Option<String>,
+}
+
+/// Aggregates over a time range.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
+pub struct Totals {
+    pub requests: i64,
+    pub blocked: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+}
+
+const COLUMNS: &str = "event_id, created_at, gateway_id, gateway_name, team_id, token_id, model, \
+    provider_target, provider_kind, verdict, reason, policy, input_tokens, output_tokens, \
+    cost_micros, latency_ms, upstream_status, streamed, demo";
+
+/// Appends a batch of events and folds them into the hourly rollup, in one
+/// transaction (so totals and events never disagree).
+pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let insert = format!(
+        "insert into event ({COLUMNS}) values \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+         on conflict (event_id) do nothing"
+    );
+    let rollup = "insert into event_rollup_hour \
+        (bucket_start, team_id, gateway_id, model, verdict, requests, input_tokens, output_tokens, cost_micros, latency_ms_sum) \
+        values ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9) \
+        on conflict (bucket_start, team_id, gateway_id, model, verdict) do update set \
+        requests = event_rollup_hour.requests + 1, \
+        input_tokens = event_rollup_hour.input_tokens + excluded.input_tokens, \
+        output_tokens = event_rollup_hour.output_tokens + excluded.output_tokens, \
+        cost_micros = event_rollup_hour.cost_micros + excluded.cost_micros, \
+        latency_ms_sum = event_rollup_hour.latency_ms_sum + excluded.latency_ms_sum";
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for e in events {
+            let inserted = sqlx::query(&insert)
+                .bind(&e.event_id)
+                .bind(e.created_at)
+                .bind(&e.gateway_id)
+                .bind(&e.gateway_name)
+                .bind(&e.team_id)
+                .bind(&e.token_id)
+                .bind(&e.model)
+                .bind(&e.provider_target)
+                .bind(&e.provider_kind)
+                .bind(&e.verdict)
+                .bind(&e.reason)
+                .bind(&e.policy)
+                .bind(e.input_tokens)
+                .bind(e.output_tokens)
+                .bind(e.cost_micros)
+                .bind(e.latency_ms)
+                .bind(e.upstream_status)
+                .bind(e.streamed)
+                .bind(e.demo)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            // A retried batch must not count an event twice.
+            if inserted == 0 {
+                continue;
+            }
+            sqlx::query(rollup)
+                .bind(e.created_at - e.created_at.rem_euclid(HOUR_MS))
+                .bind(e.team_id.as_deref().unwrap_or(""))
+                .bind(&e.gateway_id)
+                .bind(&e.model)
+                .bind(&e.verdict)
+                .bind(e.input_tokens)
+                .bind(e.output_tokens)
+                .bind(e.cost_micros)
+                .bind(e.latency_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    })?;
+    Ok(())
+}
+
+pub(crate) async fn list(
+    db: &Db,
+    scope_team: Option<&str>,
+    f: &EventFilter,
+) -> Result<Vec<EventRow>> {
+    let sql = format!(
+        "select {COLUMNS} from event \
+         where ($1 is null or team_id = $1) \
+           and ($2 is null or team_id = $2) \
+           and ($3 is null or gateway_id = $3 or gateway_name = $3) \
+           and ($4 is null or verdict = $4) \
+           and created_at >= $5 \
+         order by created_at desc, event_id desc limit $6"
+    );
+    let limit = f.limit.clamp(1, MAX_LIST_LIMIT);
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, EventRow>(&sql)
+            .bind(scope_team)
+            .bind(&f.team_id)
+            .bind(&f.gateway_id)
+            .bind(&f.verdict)
+            .bind(f.since_ms.unwrap_or(0))
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+/// Totals since `since_ms` (rounded down to the hour), from the rollup.
+pub(crate) async fn totals(db: &Db, scope_team: Option<&str>, since_ms: i64) -> Result<Totals> {
+    let sql = "select \
+        cast(coalesce(sum(requests), 0) as bigint) as requests, \
+        cast(coalesce(sum(case when verdict in ('block', 'escalate') then requests else 0 end), 0) as bigint) as blocked, \
+        cast(coalesce(sum(input_tokens), 0) as bigint) as input_tokens, \
+        cast(coalesce(sum(output_tokens), 0) as bigint) as output_tokens, \
+        cast(coalesce(sum(cost_micros), 0) as bigint) as cost_micros \
+        from event_rollup_hour where ($1 is null or team_id = $1) and bucket_start >= $2";
+    let from = since_ms - since_ms.rem_euclid(HOUR_MS);
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, Totals>(sql).bind(scope_team).bind(from).fetch_one(pool).await
+    })?)
+}
+
+pub(crate) async fn hourly(
+    db: &Db,
+    scope_team: Option<&str>,
+    since_ms: i64,
+) -> Result<Vec<(i64, i64, i64)>> {
+    let sql = "select bucket_start, \
+        cast(sum(requests) as bigint), cast(sum(cost_micros) as bigint) \
+        from event_rollup_hour where ($1 is null or team_id = $1) and bucket_start >= $2 \
+        group by bucket_start order by bucket_start";
+    let from = since_ms - since_ms.rem_euclid(HOUR_MS);
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, (i64, i64, i64)>(sql).bind(scope_team).bind(from).fetch_all(pool).await
+    })?)
+}

@@ -1,0 +1,105 @@
+//! Gateway registry: each gateway worker registers at start-up and
+//! heartbeats, so the fleet view can tell healthy from stale and down.
+
+use serde::Serialize;
+
+use crate::{Db, Result, now_ms, with_pool};
+
+/// A heartbeat older than this marks a gateway stale.
+pub const STALE_AFTER_MS: i64 = 30_000;
+/// A heartbeat older than this marks a gateway down.
+pub const DOWN_AFTER_MS: i64 = 120_000;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct GatewayRow {
+    pub gateway_id: String,
+    pub name: String,
+    /// Comma-separated team ids this gateway serves; empty = every team.
+    pub teams: String,
+    pub address: String,
+    pub version: String,
+    pub config_hash: String,
+    pub demo: bool,
+    pub started_at: i64,
+    pub last_seen_at: i64,
+}
+
+impl GatewayRow {
+    pub fn serves(&self, team_id: &str) -> bool {
+        self.teams.is_empty() || self.teams.split(',').any(|t| t == team_id)
+    }
+
+    /// healthy / stale / down, from the age of the last heartbeat.
+    pub fn status(&self, now: i64) -> &'static str {
+        let age = now - self.last_seen_at;
+        if age <= STALE_AFTER_MS {
+            "healthy"
+        } else if age <= DOWN_AFTER_MS {
+            "stale"
+        } else {
+            "down"
+        }
+    }
+}
+
+/// Registration of a gateway worker.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub name: String,
+    pub teams: Vec<String>,
+    pub address: String,
+    pub version: String,
+    pub config_hash: String,
+    pub demo: bool,
+}
+
+/// Registers (or re-registers, keeping its id) the gateway called `name`;
+/// returns its id.
+pub async fn register(db: &Db, reg: &Registration) -> Result<String> {
+    let now = now_ms();
+    let teams = reg.teams.join(",");
+    let id: String = with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "insert into gateway (gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+             on conflict (name) do update set teams = excluded.teams, address = excluded.address, \
+             version = excluded.version, config_hash = excluded.config_hash, demo = excluded.demo, \
+             started_at = excluded.started_at, last_seen_at = excluded.last_seen_at \
+             returning gateway_id",
+        )
+        .bind(crate::new_id())
+        .bind(&reg.name)
+        .bind(&teams)
+        .bind(&reg.address)
+        .bind(&reg.version)
+        .bind(&reg.config_hash)
+        .bind(reg.demo)
+        .bind(now)
+        .fetch_one(pool)
+        .await
+    })?;
+    Ok(id)
+}
+
+pub async fn heartbeat(db: &Db, gateway_id: &str) -> Result<()> {
+    with_pool!(db, pool => {
+        sqlx::query("update gateway set last_seen_at = $1 where gateway_id = $2")
+            .bind(now_ms())
+            .bind(gateway_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
+}
+
+pub(crate) async fn list(db: &Db) -> Result<Vec<GatewayRow>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, GatewayRow>(
+            "select gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at \
+             from gateway order by name",
+        )
+        .fetch_all(pool)
+        .await
+    })?)
+}

@@ -1,0 +1,234 @@
+//! kt's shared database.
+//!
+//! Gateways and the console share one database: SQLite (the embedded default)
+//! or PostgreSQL (the scale backend). [`Db`] hides which one is in use; every
+//! query is written once with `$n` placeholders and runs on both. Times are
+//! unix milliseconds (UTC) and money is micro-USD, so both backends store
+//! only plain integers and text.
+//!
+//! Reads and writes that belong to a tenant go through [`Scoped`], which
+//! applies the caller's [`Scope`] in one place.
+
+pub mod crypto;
+pub mod events;
+pub mod gateways;
+mod scope;
+pub mod teams;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod tokens;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+pub use scope::{Scope, Scoped};
+
+/// Runs `$body` with `$pool` bound to the concrete pool of either backend.
+/// The body is compiled once per backend, so one query text serves both.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// How long a connection waits for a locked SQLite database before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long acquiring a pooled connection may take before the database is
+/// considered unreachable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated; carries the constraint name.
+    #[error("already exists ({0})")]
+    Conflict(String),
+    /// A referenced row (e.g. a team) does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Input the database would accept but kt does not (safe to show).
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller's scope does not allow the operation at all.
+    #[error("forbidden")]
+    Forbidden,
+    #[error("invalid database URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Sqlx(sqlx::Error),
+    #[error("password hashing failed: {0}")]
+    Crypto(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned());
+            }
+            if db.is_foreign_key_violation() {
+                return StoreError::NotFound;
+            }
+        }
+        StoreError::Sqlx(err)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool to the shared database.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). SQLite files are
+    /// created when missing and run in WAL mode so that a console and several
+    /// gateway processes can share one file.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let bad = |reason: String| StoreError::BadUrl {
+            url: redact_url(url),
+            reason,
+        };
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| bad(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else {
+            Err(bad(
+                "expected a URL starting with sqlite:// or postgres://".to_owned()
+            ))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the embedded migrations of this backend (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// True when the database answers and every embedded migration is applied.
+    pub async fn is_ready(&self) -> bool {
+        let expected = match self {
+            Db::Sqlite(_) => sqlx::migrate!("../migrations/sqlite").iter().count(),
+            Db::Postgres(_) => sqlx::migrate!("../migrations/postgres").iter().count(),
+        };
+        let applied: Result<i64, sqlx::Error> = with_pool!(self, pool => {
+            sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+                .fetch_one(pool)
+                .await
+        });
+        matches!(applied, Ok(n) if usize::try_from(n).is_ok_and(|n| n >= expected))
+    }
+
+    /// A handle that reads and writes only what `scope` may see.
+    pub fn scoped(&self, scope: Scope) -> Scoped {
+        Scoped::new(self.clone(), scope)
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// The current time as unix milliseconds.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Formats unix milliseconds as RFC 3339 (UTC).
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// A new random identifier.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("postgres://kt:s3cret@db:5432/kt"),
+            "postgres://kt:***@db:5432/kt"
+        );
+        assert_eq!(redact_url("sqlite://.kt/kt.db"), "sqlite://.kt/kt.db");
+    }
+
+    #[test]
+    fn formats_times_as_rfc3339() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

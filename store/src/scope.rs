@@ -1,0 +1,118 @@
+//! Tenant scoping, applied in one place.
+//!
+//! Every read or write of tenant data made on behalf of an API caller or a
+//! console user goes through a [`Scoped`] handle. A team-scoped handle cannot
+//! see another team's rows: they are filtered out in SQL, so another team's
+//! object looks exactly like one that does not exist.
+
+use crate::events::{EventFilter, EventRow, Totals};
+use crate::gateways::GatewayRow;
+use crate::teams::{NewTeam, Team};
+use crate::tokens::{CreatedToken, NewToken, TokenRow};
+use crate::{Db, Result, StoreError, events, gateways, teams, tokens};
+
+/// Whose data a caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The platform team: everything.
+    Org,
+    /// One tenant, by `team_id`.
+    Team(String),
+}
+
+impl Scope {
+    /// The team filter to apply in SQL (`None` = all teams).
+    fn team_filter(&self) -> Option<&str> {
+        match self {
+            Scope::Org => None,
+            Scope::Team(id) => Some(id),
+        }
+    }
+
+    /// Whether this scope may act on `team_id`.
+    fn covers(&self, team_id: Option<&str>) -> bool {
+        match self {
+            Scope::Org => true,
+            Scope::Team(own) => team_id == Some(own.as_str()),
+        }
+    }
+}
+
+/// A database handle restricted to a [`Scope`].
+#[derive(Debug, Clone)]
+pub struct Scoped {
+    db: Db,
+    scope: Scope,
+}
+
+impl Scoped {
+    pub(crate) fn new(db: Db, scope: Scope) -> Self {
+        Self { db, scope }
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub async fn list_teams(&self) -> Result<Vec<Team>> {
+        teams::list(&self.db, self.scope.team_filter()).await
+    }
+
+    pub async fn get_team(&self, team_id: &str) -> Result<Team> {
+        if !self.scope.covers(Some(team_id)) {
+            return Err(StoreError::NotFound);
+        }
+        teams::get(&self.db, team_id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Only the org may create teams.
+    pub async fn create_team(&self, new: &NewTeam) -> Result<Team> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        teams::create(&self.db, new).await
+    }
+
+    /// Creates a token. A team-scoped caller may only create tokens of its own
+    /// team; org-wide access tokens (no team) need the org scope.
+    pub async fn create_token(&self, new: &NewToken) -> Result<CreatedToken> {
+        if !self.scope.covers(new.team_id.as_deref()) {
+            return Err(match new.team_id {
+                Some(_) => StoreError::NotFound,
+                None => StoreError::Forbidden,
+            });
+        }
+        tokens::create(&self.db, new).await
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>> {
+        tokens::list(&self.db, self.scope.team_filter()).await
+    }
+
+    pub async fn revoke_token(&self, token_id: &str) -> Result<TokenRow> {
+        tokens::revoke(&self.db, token_id, self.scope.team_filter()).await
+    }
+
+    pub async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRow>> {
+        events::list(&self.db, self.scope.team_filter(), filter).await
+    }
+
+    pub async fn totals(&self, since_ms: i64) -> Result<Totals> {
+        events::totals(&self.db, self.scope.team_filter(), since_ms).await
+    }
+
+    /// Requests per hour since `since_ms`: `(bucket_start_ms, requests, cost_micros)`.
+    pub async fn hourly(&self, since_ms: i64) -> Result<Vec<(i64, i64, i64)>> {
+        events::hourly(&self.db, self.scope.team_filter(), since_ms).await
+    }
+
+    pub async fn list_gateways(&self) -> Result<Vec<GatewayRow>> {
+        let all = gateways::list(&self.db).await?;
+        Ok(match self.scope.team_filter() {
+            None => all,
+            Some(team) => all.into_iter().filter(|g| g.serves(team)).collect(),
+        })
+    }
+}

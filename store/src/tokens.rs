@@ -1,0 +1,152 @@
+//! Bearer tokens: org/team access tokens for the API (`kt_ak_…`) and gateway
+//! keys for applications (`kt_gk_…`). Only SHA-256 digests are stored.
+
+use serde::Serialize;
+
+use crate::crypto::{TokenKind, generate_token, hash_token};
+use crate::{Db, Result, StoreError, new_id, now_ms, with_pool};
+
+/// A stored token, never carrying the secret.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TokenRow {
+    pub token_id: String,
+    pub name: String,
+    pub token_type: String,
+    pub team_id: Option<String>,
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    pub fn kind(&self) -> Option<TokenKind> {
+        TokenKind::parse(&self.token_type)
+    }
+
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub kind: TokenKind,
+    pub team_id: Option<String>,
+}
+
+/// A token just created: the row plus the secret, shown once.
+#[derive(Debug)]
+pub struct CreatedToken {
+    pub row: TokenRow,
+    pub secret: String,
+}
+
+const COLUMNS: &str = "token_id, name, token_type, team_id, prefix, created_at, revoked_at";
+
+pub(crate) async fn create(db: &Db, new: &NewToken) -> Result<CreatedToken> {
+    if new.kind == TokenKind::Gateway && new.team_id.is_none() {
+        return Err(StoreError::Invalid(
+            "a gateway key belongs to a team: give `team_id`".to_owned(),
+        ));
+    }
+    let generated = generate_token(new.kind);
+    let row = TokenRow {
+        token_id: new_id(),
+        name: new.name.clone(),
+        token_type: new.kind.as_str().to_owned(),
+        team_id: new.team_id.clone(),
+        prefix: generated.display_prefix.clone(),
+        created_at: now_ms(),
+        revoked_at: None,
+    };
+    with_pool!(db, pool => {
+        sqlx::query(
+            "insert into api_token (token_id, name, token_type, team_id, prefix, token_hash, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&row.token_id)
+        .bind(&row.name)
+        .bind(&row.token_type)
+        .bind(&row.team_id)
+        .bind(&row.prefix)
+        .bind(&generated.hash)
+        .bind(row.created_at)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(CreatedToken {
+        row,
+        secret: generated.secret,
+    })
+}
+
+/// Creates an org-admin access token (no team): the CLI's bootstrap path.
+pub async fn create_org_admin(db: &Db, name: &str) -> Result<CreatedToken> {
+    create(
+        db,
+        &NewToken {
+            name: name.to_owned(),
+            kind: TokenKind::Access,
+            team_id: None,
+        },
+    )
+    .await
+}
+
+pub(crate) async fn list(db: &Db, team_filter: Option<&str>) -> Result<Vec<TokenRow>> {
+    let sql = format!(
+        "select {COLUMNS} from api_token where ($1 is null or team_id = $1) order by created_at desc"
+    );
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, TokenRow>(&sql).bind(team_filter).fetch_all(pool).await
+    })?)
+}
+
+pub(crate) async fn revoke(db: &Db, token_id: &str, team_filter: Option<&str>) -> Result<TokenRow> {
+    let sql = format!(
+        "update api_token set revoked_at = coalesce(revoked_at, $1) \
+         where token_id = $2 and ($3 is null or team_id = $3) returning {COLUMNS}"
+    );
+    let row = with_pool!(db, pool => {
+        sqlx::query_as::<_, TokenRow>(&sql)
+            .bind(now_ms())
+            .bind(token_id)
+            .bind(team_filter)
+            .fetch_optional(pool)
+            .await
+    })?;
+    row.ok_or(StoreError::NotFound)
+}
+
+/// Finds the live (not revoked) token whose secret is `secret`.
+pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<TokenRow>> {
+    let sql =
+        format!("select {COLUMNS} from api_token where token_hash = $1 and revoked_at is null");
+    let hash = hash_token(secret);
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, TokenRow>(&sql).bind(&hash).fetch_optional(pool).await
+    })?)
+}
+
+/// Every gateway key with its digest and revocation state, for the gateway's
+/// in-memory key cache (refreshed periodically, so revocation takes effect
+/// within one refresh interval and the hot path never queries the database).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GatewayKey {
+    pub token_id: String,
+    pub team_id: Option<String>,
+    pub token_hash: String,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn gateway_keys(db: &Db) -> Result<Vec<GatewayKey>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, GatewayKey>(
+            "select token_id, team_id, token_hash, revoked_at from api_token where token_type = 'gateway'",
+        )
+        .fetch_all(pool)
+        .await
+    })?)
+}

@@ -1,0 +1,83 @@
+//! Console users (argon2id password hashes).
+
+use serde::Serialize;
+
+use crate::{Db, Result, new_id, now_ms, with_pool};
+
+/// Console roles (SPEC §7).
+pub const ROLES: &[&str] = &["admin", "team_lead", "member", "viewer"];
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub team_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// A user row including the password hash, for sign-in only.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Credentials {
+    pub user_id: String,
+    pub password_hash: String,
+}
+
+/// Creates a user with an already computed argon2id hash.
+pub async fn create(db: &Db, email: &str, password_hash: &str, role: &str) -> Result<User> {
+    let user = User {
+        user_id: new_id(),
+        email: email.trim().to_lowercase(),
+        role: role.to_owned(),
+        team_id: None,
+        created_at: now_ms(),
+    };
+    with_pool!(db, pool => {
+        sqlx::query(
+            "insert into app_user (user_id, email, password_hash, role, team_id, created_at) values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&user.user_id)
+        .bind(&user.email)
+        .bind(password_hash)
+        .bind(&user.role)
+        .bind(&user.team_id)
+        .bind(user.created_at)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(user)
+}
+
+/// Replaces a user's password hash; false when there is no such user.
+pub async fn set_password(db: &Db, email: &str, password_hash: &str) -> Result<bool> {
+    let done = with_pool!(db, pool => {
+        sqlx::query("update app_user set password_hash = $1 where email = $2")
+            .bind(password_hash)
+            .bind(email.trim().to_lowercase())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(done > 0)
+}
+
+pub async fn credentials(db: &Db, email: &str) -> Result<Option<Credentials>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, Credentials>("select user_id, password_hash from app_user where email = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(pool)
+            .await
+    })?)
+}
+
+pub async fn get(db: &Db, user_id: &str) -> Result<Option<User>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, User>(
+            "select user_id, email, role, team_id, created_at from app_user where user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+    })?)
+}

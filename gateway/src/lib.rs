@@ -1,1 +1,272 @@
-//! placeholder
+//! kt's data plane: a gateway worker for one team (or a few).
+//!
+//! A request flows: router → [`proxy`] (key cache → policies → rate limit →
+//! route to a [`providers`] target) → the answer is relayed to the caller,
+//! streams chunk by chunk, while usage is read → one event goes to the
+//! [`spool`], which batches events into the shared database. Nothing on this
+//! path waits on the database in the common case.
+
+pub mod error;
+pub mod keys;
+pub mod limiter;
+pub mod metrics;
+pub mod pricing;
+pub mod providers;
+pub mod proxy;
+pub mod spool;
+pub mod usage;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use policy::{PolicyConfig, Target};
+use serde_json::json;
+use store::Db;
+
+use crate::keys::KeyCache;
+use crate::limiter::RateLimiter;
+use crate::metrics::Metrics;
+use crate::providers::Provider;
+use crate::spool::Spool;
+
+/// The version reported by `/health` and the fleet view.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Largest request body accepted (chat requests with images can be large).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence from a provider (between streamed chunks, or before a
+/// complete answer) before the request fails with 504.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a gateway worker runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Name shown in the fleet view (default: the config file's stem).
+    pub name: String,
+    pub config: PolicyConfig,
+    /// Hash of the config source (reported for drift detection).
+    pub config_hash: String,
+    /// Team ids this gateway serves; `None` = every team's keys.
+    pub serve_teams: Option<Vec<String>>,
+}
+
+/// Shared state of a running gateway.
+pub struct Gateway {
+    pub name: String,
+    pub gateway_id: String,
+    pub config: PolicyConfig,
+    pub config_hash: String,
+    pub serve_teams: Option<HashSet<String>>,
+    pub keys: KeyCache,
+    pub http: reqwest::Client,
+    pub spool: Spool,
+    pub metrics: Metrics,
+    pub limiter: RateLimiter,
+    providers: Vec<(Target, Provider)>,
+    db: Db,
+    started: Instant,
+}
+
+impl Gateway {
+    /// The target serving `model` and its provider.
+    pub fn route(&self, model: &str) -> Option<(&Target, &Provider)> {
+        let target = self.config.route(model)?;
+        self.providers
+            .iter()
+            .find(|(t, _)| t.id == target.id)
+            .map(|(t, p)| (t, p))
+    }
+}
+
+/// A gateway bound to its port, ready to serve.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    spool_task: tokio::task::JoinHandle<()>,
+}
+
+/// Registers the gateway, loads its keys and binds `listen`. Fails with a
+/// clear message when the database or the port is unavailable.
+pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}: is the port already in use?"))?;
+    let addr = listener.local_addr()?;
+
+    let mut providers = Vec::new();
+    for target in &settings.config.providers.targets {
+        match Provider::from_target(target) {
+            Ok(provider) => {
+                if let Some(problem) = provider.startup_problem() {
+                    tracing::warn!(target = %target.id, "{problem}");
+                }
+                providers.push((target.clone(), provider));
+            }
+            Err(problem) => tracing::warn!("{problem}"),
+        }
+    }
+    let demo = providers.iter().any(|(_, p)| p.is_demo());
+    let gateway_id = store::gateways::register(
+        &db,
+        &store::gateways::Registration {
+            name: settings.name.clone(),
+            teams: settings.serve_teams.clone().unwrap_or_default(),
+            address: format!("http://{addr}"),
+            version: VERSION.to_owned(),
+            config_hash: settings.config_hash.clone(),
+            demo,
+        },
+    )
+    .await
+    .context("registering the gateway in the database")?;
+    let keys = KeyCache::load(db.clone())
+        .await
+        .context("loading gateway keys")?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .build()
+        .context("building the HTTP client")?;
+    let (spool, spool_task) = Spool::start(db.clone());
+    let gateway = Arc::new(Gateway {
+        name: settings.name,
+        gateway_id,
+        config: settings.config,
+        config_hash: settings.config_hash,
+        serve_teams: settings.serve_teams.map(|t| t.into_iter().collect()),
+        keys,
+        http,
+        spool,
+        metrics: Metrics::default(),
+        limiter: RateLimiter::default(),
+        providers,
+        db,
+        started: Instant::now(),
+    });
+    Ok(Running {
+        addr,
+        gateway,
+        listener,
+        spool_task,
+    })
+}
+
+impl Running {
+    /// Serves until `shutdown` resolves, then drains in-flight requests and
+    /// writes every pending event.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let gw = self.gateway;
+        let background = [
+            tokio::spawn(gw.keys.clone().refresh_forever()),
+            tokio::spawn(heartbeat(gw.db.clone(), gw.gateway_id.clone())),
+        ];
+        let app = router(gw.clone());
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        for task in background {
+            task.abort();
+        }
+        // Dropping the last Spool lets the writer flush and finish.
+        drop(gw);
+        if tokio::time::timeout(Duration::from_secs(10), self.spool_task)
+            .await
+            .is_err()
+        {
+            tracing::error!("timed out writing the last events");
+        }
+        served.context("serving HTTP")
+    }
+}
+
+async fn heartbeat(db: Db, gateway_id: String) {
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(err) = store::gateways::heartbeat(&db, &gateway_id).await {
+            tracing::warn!(error = %err, "heartbeat failed");
+        }
+    }
+}
+
+/// The gateway's HTTP routes.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(gw)
+}
+
+async fn health(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    Json(json!({
+        "status": "ok",
+        "name": gw.name,
+        "gateway_id": gw.gateway_id,
+        "version": VERSION,
+        "config_hash": gw.config_hash,
+        "uptime_seconds": gw.started.elapsed().as_secs(),
+    }))
+}
+
+async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    if gw.db.is_ready().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unreachable or not migrated",
+        )
+    }
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.encode(),
+    )
+}
+
+/// The models this gateway routes: every model named in targets and in the
+/// model allowlist (globs excluded).
+async fn models(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let mut names: Vec<String> = gw
+        .config
+        .providers
+        .targets
+        .iter()
+        .flat_map(|t| t.models.iter().cloned())
+        .chain(gw.config.enabled_policies().flat_map(|p| match &p.rule {
+            policy::Rule::ModelFilter { allowed_models, .. } => allowed_models.clone(),
+            _ => Vec::new(),
+        }))
+        .filter(|m| !m.contains('*'))
+        .collect();
+    names.sort();
+    names.dedup();
+    let data: Vec<_> = names
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "owned_by": "kt"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}

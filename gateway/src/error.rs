@@ -1,0 +1,113 @@
+//! The gateway's error type, rendered as an OpenAI-shaped error body
+//! (`{"error": {"type", "code", "message", "policy"}}`) with the status codes
+//! of SPEC §5.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("this gateway does not serve your key's team; use your team's gateway URL")]
+    WrongTeam,
+    #[error("{message}")]
+    PolicyViolation {
+        policy: String,
+        reason: String,
+        message: String,
+    },
+    #[error("{message}")]
+    BudgetExceeded { policy: String, message: String },
+    #[error("rate limit of {limit} requests per minute reached; retry in {retry_after_secs}s")]
+    RateLimited {
+        policy: String,
+        limit: u32,
+        retry_after_secs: u64,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(
+        "no provider target serves model `{0}`: add a target to providers.targets (or list the model in a target's `models`)"
+    )]
+    NoRoute(String),
+    #[error("{0}")]
+    Upstream(String),
+    #[error("the provider did not answer in time")]
+    UpstreamTimeout,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::WrongTeam => StatusCode::FORBIDDEN,
+            GatewayError::PolicyViolation { .. } => StatusCode::CONFLICT,
+            GatewayError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::BadRequest(_) | GatewayError::NoRoute(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// `(type, code)` of the error body.
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            GatewayError::Unauthorized(_) => ("authentication_error", "invalid_api_key"),
+            GatewayError::WrongTeam => ("permission_error", "team_not_served"),
+            GatewayError::PolicyViolation { .. } => ("policy_violation", "input_blocked"),
+            GatewayError::BudgetExceeded { .. } => ("budget_exceeded", "budget_exceeded"),
+            GatewayError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
+            GatewayError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
+            GatewayError::NoRoute(_) => ("invalid_request_error", "model_not_routed"),
+            GatewayError::Upstream(_) => ("upstream_error", "upstream_failed"),
+            GatewayError::UpstreamTimeout => ("upstream_error", "upstream_timeout"),
+        }
+    }
+
+    /// The policy responsible, when one is.
+    pub fn policy(&self) -> Option<&str> {
+        match self {
+            GatewayError::PolicyViolation { policy, .. }
+            | GatewayError::BudgetExceeded { policy, .. }
+            | GatewayError::RateLimited { policy, .. } => Some(policy),
+            _ => None,
+        }
+    }
+
+    /// Verdict and reason code recorded in the request's event.
+    pub fn verdict_and_reason(&self) -> (&'static str, String) {
+        match self {
+            GatewayError::PolicyViolation { reason, .. } => ("block", reason.clone()),
+            GatewayError::BudgetExceeded { .. } => ("block", "budget_exceeded".to_owned()),
+            GatewayError::RateLimited { .. } => ("block", "rate_limited".to_owned()),
+            other => ("error", other.kind().1.to_owned()),
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let (kind, code) = self.kind();
+        let body = json!({
+            "error": {
+                "type": kind,
+                "code": code,
+                "message": self.to_string(),
+                "policy": self.policy(),
+            }
+        });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let GatewayError::RateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,62 @@
+//! Prometheus metrics of a gateway worker (`GET /metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub verdict: &'static str,
+    pub status: u16,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Histogram,
+    pub tokens: Family<TokenLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub direction: &'static str,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kt_gateway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by verdict and HTTP status",
+            requests.clone(),
+        );
+        let latency = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "request_duration_seconds",
+            "Time to the end of the answer",
+            latency.clone(),
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register("tokens", "Tokens reported by providers", tokens.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            tokens,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

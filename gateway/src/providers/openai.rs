@@ -1,0 +1,112 @@
+//! OpenAI and OpenAI-compatible servers: `POST {base_url}/chat/completions`.
+
+use axum::http::StatusCode;
+use futures::TryStreamExt;
+
+use super::Answer;
+use crate::error::GatewayError;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+#[derive(Clone)]
+pub enum ApiKey {
+    Value(String),
+    MissingEnv(String),
+    UnsupportedSecret(String),
+    None,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiKey::Value(_) => f.write_str("ApiKey(***)"),
+            ApiKey::MissingEnv(v) => write!(f, "ApiKey(missing env {v})"),
+            ApiKey::UnsupportedSecret(n) => write!(f, "ApiKey(secret {n})"),
+            ApiKey::None => f.write_str("ApiKey(none)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenAi {
+    url: String,
+    key: ApiKey,
+}
+
+impl OpenAi {
+    pub fn new(base_url: String, key: ApiKey) -> Self {
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        OpenAi { url, key }
+    }
+
+    pub fn key_problem(&self) -> Option<String> {
+        match &self.key {
+            ApiKey::MissingEnv(var) => Some(format!(
+                "environment variable {var} (secret_key_ref.env) is not set: export it before starting the gateway"
+            )),
+            ApiKey::UnsupportedSecret(name) => Some(format!(
+                "secret_key_ref.secret `{name}` needs console-stored secrets, which this build cannot read yet: use secret_key_ref.env"
+            )),
+            ApiKey::Value(_) | ApiKey::None => None,
+        }
+    }
+
+    pub async fn chat(
+        &self,
+        http: &reqwest::Client,
+        mut body: serde_json::Value,
+        stream: bool,
+    ) -> Result<Answer, GatewayError> {
+        if let Some(problem) = self.key_problem() {
+            return Err(GatewayError::Upstream(problem));
+        }
+        if stream {
+            // Ask for usage in the final chunk so streamed requests are priced.
+            if let Some(obj) = body.as_object_mut() {
+                let options = obj
+                    .entry("stream_options")
+                    .or_insert_with(|| serde_json::json!({}));
+                if let Some(options) = options.as_object_mut() {
+                    options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+                }
+            }
+        }
+        let mut request = http.post(&self.url).json(&body);
+        if let ApiKey::Value(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(upstream_error)?;
+        let status =
+            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let is_sse = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if stream && status.is_success() && is_sse {
+            let body = response.bytes_stream().map_err(std::io::Error::other);
+            Ok(Answer::Stream {
+                status,
+                body: Box::pin(body),
+            })
+        } else {
+            let body = response.bytes().await.map_err(upstream_error)?;
+            Ok(Answer::Complete { status, body })
+        }
+    }
+}
+
+fn upstream_error(err: reqwest::Error) -> GatewayError {
+    if err.is_timeout() {
+        GatewayError::UpstreamTimeout
+    } else {
+        // reqwest's Display omits the cause chain; include it for operators.
+        let mut message = format!("provider request failed: {err}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        GatewayError::Upstream(message)
+    }
+}

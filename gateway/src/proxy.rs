@@ -1,0 +1,373 @@
+//! `POST /v1/chat/completions`: authenticate the key, check the team, apply
+//! the policies, route to a provider target, relay the answer (streams chunk
+//! by chunk) and record one event per request, allowed or not.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use policy::{RequestFacts, Verdict};
+use serde_json::Value;
+use store::events::EventRow;
+
+use crate::Gateway;
+use crate::error::GatewayError;
+use crate::keys::{KeyInfo, Lookup};
+use crate::metrics::{RequestLabels, TokenLabels};
+use crate::providers::{Answer, ByteStream};
+use crate::usage::{SseUsage, Usage};
+
+/// The text parts of one chat message (`content` as a string, or as a list of
+/// `{"type": "text", "text": …}` parts).
+pub fn message_texts(message: &Value) -> impl Iterator<Item = &str> {
+    let content = message.get("content");
+    let whole = content.and_then(Value::as_str);
+    let parts = content
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("text").and_then(Value::as_str));
+    whole.into_iter().chain(parts)
+}
+
+/// Replaces the text of every message through `f` (for redaction).
+fn map_message_texts(body: &mut Value, mut f: impl FnMut(&str) -> String) {
+    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for message in messages {
+        match message.get_mut("content") {
+            Some(Value::String(text)) => *text = f(text),
+            Some(Value::Array(parts)) => {
+                for part in parts {
+                    if let Some(Value::String(text)) = part.get_mut("text") {
+                        *text = f(text);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The fields of a request's event known before the answer.
+#[derive(Clone)]
+struct Draft {
+    started: Instant,
+    key: Option<KeyInfo>,
+    model: String,
+    target: Option<(String, &'static str)>,
+    streamed: bool,
+    demo: bool,
+    verdict: &'static str,
+    reason: Option<String>,
+    policy: Option<String>,
+}
+
+impl Draft {
+    fn new(started: Instant) -> Self {
+        Draft {
+            started,
+            key: None,
+            model: String::new(),
+            target: None,
+            streamed: false,
+            demo: false,
+            verdict: "allow",
+            reason: None,
+            policy: None,
+        }
+    }
+
+    fn finish(
+        self,
+        gw: &Gateway,
+        status: StatusCode,
+        usage: Usage,
+        verdict: &'static str,
+    ) -> EventRow {
+        let latency = self.started.elapsed();
+        let cost =
+            crate::pricing::cost_micros(&self.model, usage.input_tokens, usage.output_tokens);
+        gw.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                verdict,
+                status: status.as_u16(),
+            })
+            .inc();
+        gw.metrics.latency.observe(latency.as_secs_f64());
+        for (direction, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            gw.metrics
+                .tokens
+                .get_or_create(&TokenLabels { direction })
+                .inc_by(u64::try_from(n).unwrap_or(0));
+        }
+        let (target, kind) = self
+            .target
+            .map_or((None, None), |(t, k)| (Some(t), Some(k.to_owned())));
+        EventRow {
+            event_id: store::new_id(),
+            created_at: store::now_ms(),
+            gateway_id: gw.gateway_id.clone(),
+            gateway_name: gw.name.clone(),
+            team_id: self.key.as_ref().map(|k| k.team_id.clone()),
+            token_id: self.key.map(|k| k.token_id),
+            model: self.model,
+            provider_target: target,
+            provider_kind: kind,
+            verdict: verdict.to_owned(),
+            reason: self.reason,
+            policy: self.policy,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cost_micros: cost,
+            latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
+            upstream_status: Some(i64::from(status.as_u16())),
+            streamed: self.streamed,
+            demo: self.demo,
+        }
+    }
+}
+
+pub async fn chat_completions(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut draft = Draft::new(Instant::now());
+    match prepare_and_send(&gw, &headers, &body, &mut draft).await {
+        Ok(answer) => relay(gw, draft, answer),
+        Err(err) => {
+            let (verdict, reason) = err.verdict_and_reason();
+            draft.reason = Some(reason);
+            draft.policy = err.policy().map(str::to_owned);
+            let event = draft.finish(&gw, err.status(), Usage::default(), verdict);
+            gw.spool.record(event);
+            err.into_response()
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    auth.and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    })
+    .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+    .map(str::trim)
+}
+
+async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<KeyInfo, GatewayError> {
+    let secret = bearer(headers).ok_or(GatewayError::Unauthorized(
+        "missing API key: send `Authorization: Bearer kt_gk_…` with your team's gateway key",
+    ))?;
+    if !secret.starts_with("kt_gk_") {
+        return Err(GatewayError::Unauthorized(
+            "invalid API key: expected a kt gateway key (kt_gk_…)",
+        ));
+    }
+    let info = match gw.keys.lookup(secret).await {
+        Lookup::Valid(info) => info,
+        Lookup::Revoked => {
+            return Err(GatewayError::Unauthorized(
+                "this gateway key has been revoked",
+            ));
+        }
+        Lookup::Unknown => return Err(GatewayError::Unauthorized("invalid API key")),
+    };
+    if let Some(teams) = &gw.serve_teams {
+        if !teams.contains(&info.team_id) {
+            return Err(GatewayError::WrongTeam);
+        }
+    }
+    Ok(info)
+}
+
+async fn prepare_and_send(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    raw: &[u8],
+    draft: &mut Draft,
+) -> Result<Answer, GatewayError> {
+    let key = authenticate(gw, headers).await?;
+    draft.key = Some(key.clone());
+
+    let mut body: Value = serde_json::from_slice(raw).map_err(|e| {
+        GatewayError::BadRequest(format!("the request body is not valid JSON: {e}"))
+    })?;
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            GatewayError::BadRequest("`model` is required and must be a string".to_owned())
+        })?
+        .to_owned();
+    draft.model.clone_from(&model);
+    if !body.get("messages").is_some_and(Value::is_array) {
+        return Err(GatewayError::BadRequest(
+            "`messages` is required and must be a list".to_owned(),
+        ));
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(GatewayError::BadRequest(
+                "`stream` must be true or false".to_owned(),
+            ));
+        }
+    };
+    draft.streamed = stream;
+
+    let decision = {
+        let messages = body.get("messages").and_then(Value::as_array);
+        let texts = messages
+            .into_iter()
+            .flatten()
+            .flat_map(message_texts)
+            .collect();
+        gw.config.evaluate_request(&RequestFacts {
+            model: &model,
+            texts,
+        })
+    };
+    draft.policy.clone_from(&decision.policy);
+    draft.reason.clone_from(&decision.reason);
+    match decision.verdict {
+        Verdict::Block | Verdict::Escalate => {
+            let policy = decision.policy.unwrap_or_default();
+            let reason = decision.reason.unwrap_or_default();
+            let message = format!("request blocked by policy `{policy}` ({reason})");
+            return Err(GatewayError::PolicyViolation {
+                policy,
+                reason,
+                message,
+            });
+        }
+        Verdict::Redact => {
+            if let Some(mut redactor) = gw.config.redactor() {
+                map_message_texts(&mut body, |t| redactor.redact(t));
+            }
+            draft.verdict = "redact";
+        }
+        Verdict::Warn => draft.verdict = "warn",
+        Verdict::Allow => {}
+    }
+
+    if let Some((limit, _, policy, action)) = gw.config.rate_limit() {
+        if let Err(wait) = gw.limiter.admit(&key.team_id, limit, Instant::now()) {
+            if action == policy::Action::Block {
+                return Err(GatewayError::RateLimited {
+                    policy: policy.to_owned(),
+                    limit,
+                    retry_after_secs: wait.as_secs().max(1),
+                });
+            }
+            draft.verdict = "warn";
+            draft.policy = Some(policy.to_owned());
+            draft.reason = Some("rate_limited".to_owned());
+        }
+    }
+
+    let (target, provider) = gw
+        .route(&model)
+        .ok_or_else(|| GatewayError::NoRoute(model.clone()))?;
+    draft.target = Some((target.id.clone(), target.kind.as_str()));
+    draft.demo = provider.is_demo();
+    provider.chat(&gw.http, body, stream).await
+}
+
+fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
+    match answer {
+        Answer::Complete { status, body } => {
+            let usage = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| crate::usage::from_json(&v))
+                .unwrap_or_default();
+            let verdict = if status.is_success() {
+                draft.verdict
+            } else {
+                "error"
+            };
+            let event = draft.finish(&gw, status, usage, verdict);
+            gw.spool.record(event);
+            let mut response = (status, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Answer::Stream { status, body } => {
+            let metered = Metered {
+                inner: body,
+                sse: SseUsage::default(),
+                pending: Some((gw, draft, status)),
+            };
+            let mut response = Response::new(Body::from_stream(metered));
+            *response.status_mut() = status;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+    }
+}
+
+/// Relays a provider's SSE stream unchanged, chunk by chunk, while reading
+/// the usage from it; records the event when the stream ends or the client
+/// goes away (drop), whichever comes first.
+struct Metered {
+    inner: ByteStream,
+    sse: SseUsage,
+    pending: Option<(Arc<Gateway>, Draft, StatusCode)>,
+}
+
+impl Metered {
+    fn finish(&mut self, verdict_override: Option<&'static str>) {
+        if let Some((gw, draft, status)) = self.pending.take() {
+            let usage = self.sse.usage().unwrap_or_default();
+            let verdict = verdict_override.unwrap_or(draft.verdict);
+            let event = draft.finish(&gw, status, usage, verdict);
+            gw.spool.record(event);
+        }
+    }
+}
+
+impl Stream for Metered {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(chunk))) => self.sse.feed(chunk),
+            Poll::Ready(Some(Err(_))) => self.finish(Some("error")),
+            Poll::Ready(None) => self.finish(None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        // The client disconnected before the end: still record what was used.
+        self.finish(None);
+    }
+}

@@ -1,0 +1,143 @@
+//! Token usage as providers report it: in the JSON body of a non-streamed
+//! answer, or in the final chunk of an SSE stream (OpenAI sends it there when
+//! asked with `stream_options.include_usage`).
+
+use serde_json::Value;
+
+/// Most bytes of one SSE line kept while looking for usage; longer lines are
+/// relayed untouched but not inspected.
+const MAX_LINE: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// Reads usage from an OpenAI-format object (`usage.prompt_tokens`,
+/// `usage.completion_tokens`), also accepting Anthropic's names.
+pub fn from_json(value: &Value) -> Option<Usage> {
+    let usage = value.get("usage").filter(|u| u.is_object())?;
+    let field = |names: &[&str]| names.iter().find_map(|n| usage.get(*n)?.as_i64());
+    Some(Usage {
+        input_tokens: field(&["prompt_tokens", "input_tokens"]).unwrap_or(0),
+        output_tokens: field(&["completion_tokens", "output_tokens"]).unwrap_or(0),
+    })
+}
+
+/// Watches an SSE byte stream chunk by chunk (chunk boundaries may fall
+/// anywhere, even inside a UTF-8 character) and remembers the last usage
+/// seen. It never holds more than one partial line.
+#[derive(Debug, Default)]
+pub struct SseUsage {
+    partial: Vec<u8>,
+    overflow: bool,
+    usage: Option<Usage>,
+    pub saw_done: bool,
+}
+
+impl SseUsage {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(pos);
+            if self.overflow {
+                self.overflow = false;
+                self.partial.clear();
+            } else if self.partial.is_empty() {
+                self.line(line);
+            } else {
+                let mut full = std::mem::take(&mut self.partial);
+                full.extend_from_slice(line);
+                self.line(&full);
+            }
+            rest = &tail[1..];
+        }
+        if !self.overflow {
+            if self.partial.len() + rest.len() > MAX_LINE {
+                self.overflow = true;
+                self.partial.clear();
+            } else {
+                self.partial.extend_from_slice(rest);
+            }
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        let data = data.trim_ascii();
+        if data == b"[DONE]" {
+            self.saw_done = true;
+            return;
+        }
+        if let Ok(value) = serde_json::from_slice::<Value>(data) {
+            if let Some(usage) = from_json(&value) {
+                self.usage = Some(usage);
+            }
+        }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"Hé\"}}],\"usage\":null}\n\n\
+        data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}\n\n\
+        data: [DONE]\n\n";
+
+    #[test]
+    fn finds_usage_whatever_the_chunking() {
+        let bytes = STREAM.as_bytes();
+        for size in [1, 2, 3, 7, 64, bytes.len()] {
+            let mut sse = SseUsage::default();
+            for chunk in bytes.chunks(size) {
+                sse.feed(chunk);
+            }
+            assert_eq!(
+                sse.usage(),
+                Some(Usage {
+                    input_tokens: 12,
+                    output_tokens: 34
+                }),
+                "chunk size {size}"
+            );
+            assert!(sse.saw_done);
+        }
+    }
+
+    #[test]
+    fn null_usage_is_not_usage() {
+        let mut sse = SseUsage::default();
+        sse.feed(b"data: {\"usage\":null}\n\n");
+        assert_eq!(sse.usage(), None);
+        assert!(!sse.saw_done);
+    }
+
+    #[test]
+    fn reads_both_vendors_names() {
+        let openai = serde_json::json!({"usage": {"prompt_tokens": 1, "completion_tokens": 2}});
+        let anthropic = serde_json::json!({"usage": {"input_tokens": 3, "output_tokens": 4}});
+        assert_eq!(
+            from_json(&openai),
+            Some(Usage {
+                input_tokens: 1,
+                output_tokens: 2
+            })
+        );
+        assert_eq!(
+            from_json(&anthropic),
+            Some(Usage {
+                input_tokens: 3,
+                output_tokens: 4
+            })
+        );
+    }
+}

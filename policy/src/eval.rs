@@ -253,9 +253,35 @@ mod tests {
             Decision::new(Verdict::Block, "model-allowlist", "model_not_allowed")
         );
         assert_eq!(
-            cfg.evaluate_request(&req("claude-sonnet-4-20250514", &["ok"])).verdict,
+            cfg.evaluate_request(&req("claude-sonnet-4-20250514", &["ok"]))
+                .verdict,
             Verdict::Allow
         );
+    }
+
+    #[test]
+    fn each_entity_blocks_with_its_reason() {
+        let cfg = parse("policies:\n  - {name: pii, type: pii_detection}\n").unwrap();
+        for (text, entity) in [
+            ("reach me at jane@example.org", "email"),
+            ("call +1 415 555 0132", "phone"),
+            ("card 4111 1111 1111 1111", "credit_card"),
+            ("ssn 123-45-6789", "ssn"),
+            ("server 10.1.2.3", "ip_address"),
+            ("key sk-abcdefghijklmnopqrstuvwxyz123456", "api_key"),
+        ] {
+            assert_eq!(
+                cfg.evaluate_request(&req("gpt-4o", &[text])),
+                Decision::new(Verdict::Block, "pii", format!("pii_detected:{entity}")),
+                "{text}"
+            );
+        }
+        for text in ["version 1.2.3", "order 12345", "see page 42 of RFC 7231"] {
+            assert_eq!(
+                cfg.evaluate_request(&req("gpt-4o", &[text])),
+                Decision::allow()
+            );
+        }
     }
 
     #[test]
@@ -291,7 +317,8 @@ mod tests {
             Decision::new(Verdict::Redact, "hide", "pii_detected:email")
         );
         assert_eq!(
-            cfg.evaluate_request(&req("m", &["a@b.io AKIAIOSFODNN7EXAMPLE"])).verdict,
+            cfg.evaluate_request(&req("m", &["a@b.io AKIAIOSFODNN7EXAMPLE"]))
+                .verdict,
             Verdict::Escalate
         );
         assert!(cfg.restores_redactions());
@@ -305,7 +332,10 @@ mod tests {
             "policies:\n  - {name: p, type: pii_detection, enabled: false}\n  - {name: c, type: cost_limit, monthly_limit: 1.5, action: warn}\n",
         )
         .unwrap();
-        assert_eq!(cfg.evaluate_request(&req("m", &["a@b.io"])), Decision::allow());
+        assert_eq!(
+            cfg.evaluate_request(&req("m", &["a@b.io"])),
+            Decision::allow()
+        );
         assert_eq!(cfg.cost_limit(), Some((1.5, "c", Action::Warn)));
         assert_eq!(cfg.rate_limit(), None);
         assert!(cfg.redactor().is_none());

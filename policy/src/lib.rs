@@ -1,7 +1,7 @@
 //! `policy`: kt's policy language.
 //!
 //! A tenant's policy file (YAML, see the product spec, section 4) is parsed into a
-//! source-positioned node tree ([`yaml`]), validated by hand into a [`PolicyConfig`]
+//! source-positioned node tree (`yaml`), validated by hand into a [`PolicyConfig`]
 //! (`validate`), and then used by the gateway to route requests ([`PolicyConfig::route`]) and
 //! to decide on them ([`PolicyConfig::evaluate_request`]). Validation reports every problem in
 //! a file at once, each with line, column, field path and, where possible, a suggestion

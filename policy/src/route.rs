@@ -25,28 +25,28 @@ impl PolicyConfig {
 
 /// [`PolicyConfig::route`] over a list of targets.
 pub(crate) fn route_in<'t>(targets: &'t [Target], model: &str) -> Option<&'t Target> {
-        if let Some(t) = targets
-            .iter()
-            .find(|t| t.models.iter().any(|m| m == model))
-            .or_else(|| {
-                targets
-                    .iter()
-                    .find(|t| t.models.iter().any(|m| glob_match(m, model)))
-            })
-        {
-            return Some(t);
-        }
-        let default_kind = if is_anthropic_model(model) {
-            ProviderKind::Anthropic
-        } else {
-            ProviderKind::OpenAi
-        };
-        let general = |kind: ProviderKind| {
+    if let Some(t) = targets
+        .iter()
+        .find(|t| t.models.iter().any(|m| m == model))
+        .or_else(|| {
             targets
                 .iter()
-                .find(|t| t.kind == kind && t.models.is_empty())
-        };
-        general(default_kind).or_else(|| general(ProviderKind::Demo))
+                .find(|t| t.models.iter().any(|m| glob_match(m, model)))
+        })
+    {
+        return Some(t);
+    }
+    let default_kind = if is_anthropic_model(model) {
+        ProviderKind::Anthropic
+    } else {
+        ProviderKind::OpenAi
+    };
+    let general = |kind: ProviderKind| {
+        targets
+            .iter()
+            .find(|t| t.kind == kind && t.models.is_empty())
+    };
+    general(default_kind).or_else(|| general(ProviderKind::Demo))
 }
 
 #[cfg(test)]

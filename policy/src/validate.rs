@@ -99,7 +99,7 @@ pub(crate) fn validate(root: &Node) -> Result<PolicyConfig, Vec<Diagnostic>> {
     match config {
         Some(c) if diags.is_empty() => Ok(c),
         _ => {
-            diags.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+            diags.sort_by_key(|a| (a.line, a.column));
             diags.dedup();
             Err(diags)
         }
@@ -185,12 +185,7 @@ impl Validator {
             Some(best) => format!("did you mean `{best}`?"),
             None => format!("expected one of {}", one_of(allowed)),
         };
-        self.error(
-            key.pos,
-            path,
-            format!("unknown field `{name}`"),
-            Some(help),
-        );
+        self.error(key.pos, path, format!("unknown field `{name}`"), Some(help));
     }
 
     fn string<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<&'n str> {
@@ -359,7 +354,10 @@ impl Validator {
                     root,
                     "",
                     "policies",
-                    Some("add `policies:` with a list of policies (`policies: []` for none)".to_owned()),
+                    Some(
+                        "add `policies:` with a list of policies (`policies: []` for none)"
+                            .to_owned(),
+                    ),
                 );
                 None
             }
@@ -494,11 +492,19 @@ impl Validator {
                 }
                 (t, None) => {
                     let allowed: Vec<&str> = match t {
-                        Some(t) => COMMON_POLICY_KEYS.iter().chain(type_keys(t)).copied().collect(),
+                        Some(t) => COMMON_POLICY_KEYS
+                            .iter()
+                            .chain(type_keys(t))
+                            .copied()
+                            .collect(),
                         None => COMMON_POLICY_KEYS
                             .iter()
                             .copied()
-                            .chain(POLICY_TYPES.iter().flat_map(|t| type_keys(t).iter().copied()))
+                            .chain(
+                                POLICY_TYPES
+                                    .iter()
+                                    .flat_map(|t| type_keys(t).iter().copied()),
+                            )
                             .collect(),
                     };
                     self.unknown_field(key, &key_path, key_name, &allowed);
@@ -526,10 +532,10 @@ impl Validator {
             _ => None,
         };
 
-        if enabled == Some(true) {
-            if let (Some(t), Some(n), Some(type_node)) = (ty, name, fields.get("type")) {
-                self.singleton(t, n, type_node, &join(&path, "type"));
-            }
+        if enabled == Some(true)
+            && let (Some(t), Some(n), Some(type_node)) = (ty, name, fields.get("type"))
+        {
+            self.singleton(t, n, type_node, &join(&path, "type"));
         }
 
         Some(Policy {
@@ -606,37 +612,53 @@ impl Validator {
             None => Some(Vec::new()),
             Some(v) => {
                 let names = entity_names();
-                self.list(v, &join(path, "entities"), "a list of entities", |me, n, p| {
-                    let s = me.string(n, p, "an entity name")?;
-                    match PiiEntity::from_name(s) {
-                        Some(e) => Some(e),
-                        None => {
-                            me.error(
-                                n.pos,
-                                p,
-                                format!("unknown entity `{s}`"),
-                                Some(did_you_mean_one_of(s, &names)),
-                            );
-                            None
+                self.list(
+                    v,
+                    &join(path, "entities"),
+                    "a list of entities",
+                    |me, n, p| {
+                        let s = me.string(n, p, "an entity name")?;
+                        match PiiEntity::from_name(s) {
+                            Some(e) => Some(e),
+                            None => {
+                                me.error(
+                                    n.pos,
+                                    p,
+                                    format!("unknown entity `{s}`"),
+                                    Some(did_you_mean_one_of(s, &names)),
+                                );
+                                None
+                            }
+                        }
+                    },
+                )
+                .map(|e| {
+                    // Keep the first mention of each entity, in the order written.
+                    let mut unique: Vec<PiiEntity> = Vec::with_capacity(e.len());
+                    for x in e {
+                        if !unique.contains(&x) {
+                            unique.push(x);
                         }
                     }
-                })
-                .map(|mut e| {
-                    e.dedup();
-                    e
+                    unique
                 })
             }
         };
         let allowlist = match f.get("allowlist") {
             None => Some(Vec::new()),
-            Some(v) => self.list(v, &join(path, "allowlist"), "a list of values", |me, n, p| {
-                let s = me.string(n, p, "a string")?;
-                if s.trim().is_empty() {
-                    me.error(n.pos, p, "an allowlist entry must not be empty", None);
-                    return None;
-                }
-                Some(s.to_owned())
-            }),
+            Some(v) => self.list(
+                v,
+                &join(path, "allowlist"),
+                "a list of values",
+                |me, n, p| {
+                    let s = me.string(n, p, "a string")?;
+                    if s.trim().is_empty() {
+                        me.error(n.pos, p, "an allowlist entry must not be empty", None);
+                        return None;
+                    }
+                    Some(s.to_owned())
+                },
+            ),
         };
         let restore = match f.get("restore") {
             None => Some(false),
@@ -704,7 +726,13 @@ impl Validator {
         Some(models)
     }
 
-    fn model_rule(&mut self, node: &Node, f: &Fields<'_>, path: &str, enabled: bool) -> Option<Rule> {
+    fn model_rule(
+        &mut self,
+        node: &Node,
+        f: &Fields<'_>,
+        path: &str,
+        enabled: bool,
+    ) -> Option<Rule> {
         let allowed = match f.get("allowed_models") {
             None => {
                 self.missing(
@@ -782,7 +810,10 @@ impl Validator {
                 node,
                 path,
                 "targets",
-                Some("add `targets:` with a list of upstream targets, e.g. `- id: openai`".to_owned()),
+                Some(
+                    "add `targets:` with a list of upstream targets, e.g. `- id: openai`"
+                        .to_owned(),
+                ),
             );
             return None;
         };
@@ -879,29 +910,29 @@ impl Validator {
                         };
                     }
                     if let Some(v) = pf.get("secret_key_ref") {
-                        secret = self.secret_ref(v, &join(&ppath, "secret_key_ref")).map(Some);
+                        secret = self
+                            .secret_ref(v, &join(&ppath, "secret_key_ref"))
+                            .map(Some);
                     }
                 }
             }
         }
 
-        if !kind_given {
-            if let (Some(id), Some(v)) = (id, id_node) {
-                kind = ProviderKind::from_name(id);
-                if kind.is_none() {
-                    let guess = closest(id, KINDS)
-                        .map(|k| format!("did you mean `id: {k}`? Otherwise add "))
-                        .unwrap_or_else(|| "add ".to_owned());
-                    self.error(
-                        v.pos,
-                        &join(path, "id"),
-                        format!("cannot tell which provider target `{id}` is"),
-                        Some(format!(
-                            "{guess}`provider: {{kind: ...}}` with one of {}",
-                            one_of(KINDS)
-                        )),
-                    );
-                }
+        if !kind_given && let (Some(id), Some(v)) = (id, id_node) {
+            kind = ProviderKind::from_name(id);
+            if kind.is_none() {
+                let guess = closest(id, KINDS)
+                    .map(|k| format!("did you mean `id: {k}`? Otherwise add "))
+                    .unwrap_or_else(|| "add ".to_owned());
+                self.error(
+                    v.pos,
+                    &join(path, "id"),
+                    format!("cannot tell which provider target `{id}` is"),
+                    Some(format!(
+                        "{guess}`provider: {{kind: ...}}` with one of {}",
+                        one_of(KINDS)
+                    )),
+                );
             }
         }
 
@@ -952,10 +983,10 @@ impl Validator {
         self.unknown_fields(&fields, path, SECRET_REF_KEYS);
         match (fields.get("env"), fields.get("secret")) {
             (None, None) => {
-                self.missing(
-                    node,
+                self.error(
+                    node.pos,
                     path,
-                    "env",
+                    "missing `env` or `secret`",
                     Some("name an environment variable (`env: TEAM_OPENAI_KEY`) or a console secret (`secret: team-openai`)".to_owned()),
                 );
                 None
@@ -1063,10 +1094,10 @@ fn check_url(s: &str) -> Result<(), &'static str> {
     {
         return Err("the host contains invalid characters");
     }
-    if let Some(p) = port {
-        if p.is_empty() || p.parse::<u16>().is_err() {
-            return Err("the port is not a number from 0 to 65535");
-        }
+    if let Some(p) = port
+        && (p.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err("the port is not a number from 0 to 65535");
     }
     Ok(())
 }
@@ -1098,7 +1129,9 @@ fn type_help(node: &Node, what: &str) -> Option<String> {
                 None => (cleaned.as_str(), 1.0),
             };
             match digits.parse::<f64>() {
-                Ok(v) if v.is_finite() => Some(format!("write a plain number, e.g. {}", v * factor)),
+                Ok(v) if v.is_finite() => {
+                    Some(format!("write a plain number, e.g. {}", v * factor))
+                }
                 _ => None,
             }
         }
@@ -1110,11 +1143,640 @@ fn type_help(node: &Node, what: &str) -> Option<String> {
                 _ => None,
             }
         }
+        Scalar::Str(_) | Scalar::Int(_) | Scalar::Float(_) | Scalar::Bool(_)
+            if what.starts_with("a list") =>
+        {
+            Some(format!("write a list: [{text}]"))
+        }
         Scalar::Int(_) | Scalar::Float(_) | Scalar::Bool(_)
             if !number_expected && what != "`true` or `false`" =>
         {
             Some(format!("put it in quotes: \"{text}\""))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::{
+        Action, Diagnostic, PiiEntity, ProviderKind, Rule, SecretKeyRef, parse, render_diagnostics,
+    };
+
+    const SPEC: &str = include_str!("../testdata/spec-example.yaml");
+    const DEMO: &str = include_str!("../testdata/demo.yaml");
+
+    fn errors(src: &str) -> Vec<Diagnostic> {
+        match parse(src) {
+            Ok(cfg) => panic!("expected errors, got {cfg:?}"),
+            Err(d) => d,
+        }
+    }
+
+    /// (line, column, path, message) of each diagnostic.
+    fn brief(src: &str) -> Vec<(usize, usize, String, String)> {
+        errors(src)
+            .into_iter()
+            .map(|d| (d.line, d.column, d.path, d.message))
+            .collect()
+    }
+
+    fn one(src: &str) -> Diagnostic {
+        let mut d = errors(src);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        d.remove(0)
+    }
+
+    fn s(v: &str) -> String {
+        v.to_owned()
+    }
+
+    #[test]
+    fn spec_example_parses_clean_with_its_meaning() {
+        let cfg = parse(SPEC).unwrap();
+        let names: Vec<&str> = cfg.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "pii-protection",
+                "cost-cap",
+                "model-allowlist",
+                "tenant-rate-limit"
+            ]
+        );
+        assert!(cfg.policies.iter().all(|p| p.enabled));
+        assert_eq!(
+            cfg.policies[0].rule,
+            Rule::PiiDetection {
+                action: Action::Block,
+                entities: vec![],
+                allowlist: vec![],
+                restore: false
+            }
+        );
+        assert_eq!(cfg.cost_limit(), Some((2000.0, "cost-cap", Action::Block)));
+        assert_eq!(
+            cfg.policies[2].rule,
+            Rule::ModelFilter {
+                allowed_models: vec![s("gpt-4o"), s("claude-sonnet-4-20250514")],
+                denied_models: vec![]
+            }
+        );
+        assert_eq!(
+            cfg.rate_limit(),
+            Some((120, None, "tenant-rate-limit", Action::Block))
+        );
+        let t = &cfg.providers.targets;
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            (t[0].id.as_str(), t[0].kind),
+            ("openai", ProviderKind::OpenAi)
+        );
+        assert_eq!(
+            t[0].secret_key_ref,
+            Some(SecretKeyRef::Env(s("TEAM_ENG_OPENAI_KEY")))
+        );
+        assert_eq!(t[1].kind, ProviderKind::Anthropic);
+        assert_eq!(t[1].kind.as_str(), "anthropic");
+        assert_eq!(t[1].base_url, None);
+    }
+
+    #[test]
+    fn demo_config_parses_clean() {
+        let cfg = parse(DEMO).unwrap();
+        assert_eq!(cfg.policies.len(), 4);
+        assert_eq!(cfg.cost_limit(), Some((50.0, "cost-cap", Action::Block)));
+        assert_eq!(cfg.rate_limit().map(|r| r.0), Some(120));
+        assert_eq!(cfg.providers.targets.len(), 1);
+        assert_eq!(cfg.providers.targets[0].kind, ProviderKind::Demo);
+    }
+
+    #[test]
+    fn three_mistakes_are_reported_at_once() {
+        let src = "\
+policies:
+  - name: pii-protection
+    type: pii_detection
+    action: blok
+  - name: tenant-rate-limit
+    type: rate_limit
+    max_requests_per_minute: \"2k\"
+provider:
+  targets: []
+";
+        assert_eq!(
+            brief(src),
+            [
+                (4, 13, s("policies[0].action"), s("unknown action `blok`")),
+                (
+                    7,
+                    30,
+                    s("policies[1].max_requests_per_minute"),
+                    s("expected a whole number, found a string (\"2k\")")
+                ),
+                (8, 1, s("provider"), s("unknown field `provider`")),
+            ]
+        );
+        let d = errors(src);
+        assert_eq!(
+            d[0].suggestion.as_deref(),
+            Some("did you mean `block`? (expected one of `block`, `redact`, `warn`, `escalate`)")
+        );
+        assert_eq!(
+            d[2].suggestion.as_deref(),
+            Some("did you mean `providers`?")
+        );
+    }
+
+    #[test]
+    fn did_you_mean_for_keys_types_and_actions() {
+        let d = errors("policies:\n  - name: cap\n    type: cost_limit\n    monthy_limit: 20\n");
+        assert_eq!(
+            (d[0].line, d[0].column, d[0].path.as_str()),
+            (2, 5, "policies[0]")
+        );
+        assert_eq!(d[0].message, "missing required field `monthly_limit`");
+        assert_eq!((d[1].line, d[1].column), (4, 5));
+        assert_eq!(d[1].path, "policies[0].monthy_limit");
+        assert_eq!(d[1].message, "unknown field `monthy_limit`");
+        assert_eq!(
+            d[1].suggestion.as_deref(),
+            Some("did you mean `monthly_limit`?")
+        );
+
+        let d = one("policies:\n  - name: p\n    type: pii_detect\n");
+        assert_eq!(
+            (d.line, d.column, d.path.as_str()),
+            (3, 11, "policies[0].type")
+        );
+        assert_eq!(d.message, "unknown policy type `pii_detect`");
+        assert!(
+            d.suggestion
+                .as_deref()
+                .unwrap()
+                .starts_with("did you mean `pii_detection`? (expected one of `pii_detection`,")
+        );
+
+        let d = one("policies:\n  - {name: p, type: pii_detection, action: blok}\n");
+        assert_eq!((d.line, d.column), (2, 44));
+        assert!(d.suggestion.unwrap().starts_with("did you mean `block`?"));
+
+        // No close match: the allowed keys are listed.
+        let d = one("policies:\n  - {name: p, type: cost_limit, monthly_limit: 5, zzz: 1}\n");
+        assert_eq!(d.message, "unknown field `zzz`");
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some("expected one of `name`, `type`, `enabled`, `action`, `monthly_limit`")
+        );
+    }
+
+    #[test]
+    fn wrong_value_types() {
+        let src = "\
+policies:
+  - name: p
+    type: pii_detection
+    enabled: \"yes\"
+    entities: email
+  - name: c
+    type: cost_limit
+    monthly_limit: \"2000\"
+  - name: r
+    type: rate_limit
+    max_requests_per_minute: 1.5
+    max_tokens_per_minute: -5
+  - name: 42
+    type: model_filter
+    allowed_models: gpt-4o
+";
+        assert_eq!(
+            brief(src),
+            [
+                (
+                    4,
+                    14,
+                    s("policies[0].enabled"),
+                    s("expected `true` or `false`, found a string (\"yes\")")
+                ),
+                (
+                    5,
+                    15,
+                    s("policies[0].entities"),
+                    s("expected a list of entities, found a string (\"email\")")
+                ),
+                (
+                    8,
+                    20,
+                    s("policies[1].monthly_limit"),
+                    s("expected a number, found a string (\"2000\")")
+                ),
+                (
+                    11,
+                    30,
+                    s("policies[2].max_requests_per_minute"),
+                    s("expected a whole number, found 1.5")
+                ),
+                (
+                    12,
+                    28,
+                    s("policies[2].max_tokens_per_minute"),
+                    s("must be greater than 0, found -5")
+                ),
+                (
+                    13,
+                    11,
+                    s("policies[3].name"),
+                    s("expected a policy name, found a number (42)")
+                ),
+                (
+                    15,
+                    21,
+                    s("policies[3].allowed_models"),
+                    s("expected a list of model names, found a string (\"gpt-4o\")")
+                ),
+            ]
+        );
+        let d = errors(src);
+        assert_eq!(
+            d[0].suggestion.as_deref(),
+            Some("write `true` (without quotes)")
+        );
+        assert_eq!(d[2].suggestion.as_deref(), Some("remove the quotes: 2000"));
+        assert_eq!(d[5].suggestion.as_deref(), Some("put it in quotes: \"42\""));
+        assert_eq!(d[6].suggestion.as_deref(), Some("write a list: [gpt-4o]"));
+
+        let d = one("policies:\n  - {name: c, type: cost_limit, monthly_limit: 2k}\n");
+        assert_eq!(d.message, "expected a number, found a string (\"2k\")");
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some("write a plain number, e.g. 2000")
+        );
+        let d = one("policies:\n  - {name: c, type: cost_limit, monthly_limit: 0}\n");
+        assert_eq!(d.message, "must be greater than 0, found 0");
+        let d = one("policies: {name: x}\n");
+        assert_eq!(d.message, "expected a list of policies, found a mapping");
+    }
+
+    #[test]
+    fn decimals_are_fine_for_budgets() {
+        let cfg = parse(
+            "policies:\n  - {name: c, type: cost_limit, monthly_limit: 12.5, action: warn}\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.cost_limit(), Some((12.5, "c", Action::Warn)));
+    }
+
+    #[test]
+    fn duplicates() {
+        let src = "\
+policies:
+  - name: same
+    type: pii_detection
+  - name: same
+    type: pii_detection
+    type: cost_limit
+providers:
+  targets:
+    - id: openai
+    - id: openai
+";
+        let d = errors(src);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.path.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (4, 11, "policies[1].name", "duplicate policy name `same`"),
+                (6, 5, "policies[1].type", "duplicate field `type`"),
+                (
+                    10,
+                    11,
+                    "providers.targets[1].id",
+                    "duplicate target id `openai`"
+                ),
+            ]
+        );
+        assert_eq!(
+            d[0].suggestion.as_deref(),
+            Some("a policy on line 2 already has this name; policy names must be unique")
+        );
+    }
+
+    #[test]
+    fn missing_required_fields_point_at_the_mapping() {
+        let src =
+            "policies:\n  - type: rate_limit\n  - name: m\n    type: model_filter\n  - name: x\n";
+        assert_eq!(
+            brief(src),
+            [
+                (2, 5, s("policies[0]"), s("missing required field `name`")),
+                (
+                    2,
+                    5,
+                    s("policies[0]"),
+                    s("missing required field `max_requests_per_minute`")
+                ),
+                (
+                    3,
+                    5,
+                    s("policies[1]"),
+                    s("missing required field `allowed_models`")
+                ),
+                (5, 5, s("policies[2]"), s("missing required field `type`")),
+            ]
+        );
+        let d = one("providers:\n  targets: []\n");
+        assert_eq!((d.line, d.column, d.path.as_str()), (1, 1, ""));
+        assert_eq!(d.message, "missing required field `policies`");
+    }
+
+    #[test]
+    fn empty_and_malformed_documents() {
+        for empty in ["", "\n\n", "# nothing here\n", "---\n"] {
+            let d = one(empty);
+            assert_eq!((d.line, d.column), (1, 1));
+            assert_eq!(
+                d.message,
+                "the file is empty: expected a mapping with `policies`"
+            );
+        }
+        let d = one("policies:\n  - name: a\n   type: b\n");
+        assert_eq!(d.path, "");
+        assert!(d.message.starts_with("invalid YAML: "), "{}", d.message);
+        assert_eq!(d.line, 3);
+        let d = one("- a\n- b\n");
+        assert_eq!(
+            d.message,
+            "expected a mapping with `policies` at the top level, found a list"
+        );
+    }
+
+    #[test]
+    fn fields_of_another_policy_type() {
+        let d = one("policies:\n  - name: p\n    type: pii_detection\n    monthly_limit: 5\n");
+        assert_eq!(d.path, "policies[0].monthly_limit");
+        assert_eq!(
+            d.message,
+            "field `monthly_limit` does not apply to a `pii_detection` policy"
+        );
+        assert!(
+            d.suggestion
+                .unwrap()
+                .starts_with("`monthly_limit` belongs to `cost_limit` policies")
+        );
+    }
+
+    #[test]
+    fn actions_depend_on_the_type() {
+        let d =
+            one("policies:\n  - {name: c, type: cost_limit, monthly_limit: 5, action: redact}\n");
+        assert_eq!(
+            d.message,
+            "a `cost_limit` policy cannot use `action: redact`"
+        );
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some("a `cost_limit` policy accepts `block`, `warn`")
+        );
+        let d = one(
+            "policies:\n  - {name: m, type: model_filter, allowed_models: [a], action: warn}\n",
+        );
+        assert_eq!(
+            d.message,
+            "a `model_filter` policy cannot use `action: warn`"
+        );
+        assert!(
+            parse(
+                "policies:\n  - {name: m, type: model_filter, allowed_models: [a], action: block}\n"
+            )
+            .is_ok()
+        );
+        let d =
+            one("policies:\n  - {name: p, type: pii_detection, action: block, restore: true}\n");
+        assert_eq!(d.message, "`restore` only applies with `action: redact`");
+    }
+
+    #[test]
+    fn pii_entities_and_allowlist() {
+        let cfg = parse(
+            "policies:\n  - name: p\n    type: pii_detection\n    action: redact\n    restore: true\n    entities: [email, credit_card]\n    allowlist: [\"support@example.com\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.policies[0].rule,
+            Rule::PiiDetection {
+                action: Action::Redact,
+                entities: vec![PiiEntity::Email, PiiEntity::CreditCard],
+                allowlist: vec![s("support@example.com")],
+                restore: true,
+            }
+        );
+        let d =
+            one("policies:\n  - {name: p, type: pii_detection, entities: [email, phone_number]}\n");
+        assert_eq!(d.path, "policies[0].entities[1]");
+        assert_eq!(d.message, "unknown entity `phone_number`");
+        assert!(d.suggestion.unwrap().starts_with("did you mean `phone`?"));
+        let d = one("policies:\n  - {name: p, type: pii_detection, allowlist: [5551234567]}\n");
+        assert_eq!(d.message, "expected a string, found a number (5551234567)");
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some("put it in quotes: \"5551234567\"")
+        );
+    }
+
+    #[test]
+    fn provider_targets() {
+        let src = "\
+policies: []
+providers:
+  targets:
+    - id: azure-eu
+    - id: opnai
+    - id: x
+      provider:
+        kind: antropic
+        base_url: ftp://example.com
+        secret_key_ref: {env: 1BAD-NAME}
+    - id: y
+      provider:
+        kind: openai
+        secret_key_ref: {env: A, secret: b}
+        region: eu
+";
+        let d = errors(src);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.path.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    4,
+                    11,
+                    "providers.targets[0].id",
+                    "cannot tell which provider target `azure-eu` is"
+                ),
+                (
+                    5,
+                    11,
+                    "providers.targets[1].id",
+                    "cannot tell which provider target `opnai` is"
+                ),
+                (
+                    8,
+                    15,
+                    "providers.targets[2].provider.kind",
+                    "unknown provider kind `antropic`"
+                ),
+                (
+                    9,
+                    19,
+                    "providers.targets[2].provider.base_url",
+                    "\"ftp://example.com\" is not a valid http(s) URL: it must start with `http://` or `https://`"
+                ),
+                (
+                    10,
+                    31,
+                    "providers.targets[2].provider.secret_key_ref.env",
+                    "\"1BAD-NAME\" is not a valid environment variable name"
+                ),
+                (
+                    14,
+                    25,
+                    "providers.targets[3].provider.secret_key_ref",
+                    "set exactly one of `env` and `secret`, not both"
+                ),
+                (
+                    15,
+                    9,
+                    "providers.targets[3].provider.region",
+                    "unknown field `region`"
+                ),
+            ]
+        );
+        assert_eq!(
+            d[0].suggestion.as_deref(),
+            Some("add `provider: {kind: ...}` with one of `openai`, `anthropic`, `demo`")
+        );
+        assert!(
+            d[1].suggestion
+                .as_deref()
+                .unwrap()
+                .starts_with("did you mean `id: openai`?")
+        );
+        assert!(
+            d[2].suggestion
+                .as_deref()
+                .unwrap()
+                .starts_with("did you mean `anthropic`?")
+        );
+    }
+
+    #[test]
+    fn good_targets() {
+        let cfg = parse(
+            "policies: []\nproviders:\n  targets:\n    - id: vllm\n      provider:\n        kind: openai\n        base_url: \"http://[::1]:8000/v1\"\n        models: [\"llama-*\"]\n        secret_key_ref: {secret: team-vllm}\n    - id: azure\n      provider: {kind: openai, base_url: \"https://my-res.openai.azure.com\"}\n",
+        )
+        .unwrap();
+        let t = &cfg.providers.targets;
+        assert_eq!(t[0].base_url.as_deref(), Some("http://[::1]:8000/v1"));
+        assert_eq!(
+            t[0].secret_key_ref,
+            Some(SecretKeyRef::Secret(s("team-vllm")))
+        );
+        assert_eq!(t[0].models, [s("llama-*")]);
+        for bad in [
+            "http://",
+            "https:///path",
+            "http://host:99999",
+            "http://a b",
+            "example.com",
+        ] {
+            let src = format!(
+                "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {{base_url: \"{bad}\"}}\n"
+            );
+            assert!(parse(&src).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_one_enabled_budget_and_rate_limit() {
+        let src = "\
+policies:
+  - {name: a, type: cost_limit, monthly_limit: 5}
+  - {name: b, type: cost_limit, monthly_limit: 9}
+  - {name: c, type: cost_limit, monthly_limit: 9, enabled: false}
+";
+        let d = one(src);
+        assert_eq!((d.line, d.path.as_str()), (3, "policies[1].type"));
+        assert_eq!(
+            d.message,
+            "a second enabled `cost_limit` policy would never apply"
+        );
+    }
+
+    #[test]
+    fn allowed_models_must_be_routable() {
+        let src = "\
+policies:
+  - name: models
+    type: model_filter
+    allowed_models: [gpt-4o, claude-sonnet-4-20250514, \"claude-*\"]
+providers:
+  targets:
+    - id: openai
+";
+        let d = one(src);
+        assert_eq!(
+            (d.line, d.column, d.path.as_str()),
+            (4, 30, "policies[0].allowed_models[1]")
+        );
+        assert_eq!(
+            d.message,
+            "no provider target serves model `claude-sonnet-4-20250514`"
+        );
+        assert!(
+            d.suggestion
+                .unwrap()
+                .starts_with("add a target with `id: anthropic`")
+        );
+        // Without targets there is nothing to check against.
+        assert!(
+            parse("policies:\n  - {name: m, type: model_filter, allowed_models: [claude-x]}\n")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn rendered_output_and_json() {
+        let src = "policies:\n  - name: cap\n    type: cost_limit\n    monthly_limit: 20\n    actoin: block\n";
+        let d = errors(src);
+        assert_eq!(
+            render_diagnostics("configs/teams/team-eng.yaml", &d),
+            "configs/teams/team-eng.yaml:5:5: error: policies[0].actoin: unknown field `actoin`\n  \
+             help: did you mean `action`?\n"
+        );
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json[0]["line"], 5);
+        assert_eq!(json[0]["column"], 5);
+        assert_eq!(json[0]["path"], "policies[0].actoin");
+        assert_eq!(json[0]["suggestion"], "did you mean `action`?");
+    }
+
+    #[test]
+    fn config_serializes() {
+        let cfg = parse(SPEC).unwrap();
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(json["policies"][1]["type"], "cost_limit");
+        assert_eq!(json["policies"][1]["monthly_limit_usd"], 2000.0);
+        assert_eq!(json["providers"]["targets"][0]["kind"], "openai");
+        assert_eq!(
+            json["providers"]["targets"][0]["secret_key_ref"]["env"],
+            "TEAM_ENG_OPENAI_KEY"
+        );
     }
 }

@@ -155,18 +155,20 @@ fn resolve_plain(text: &str) -> Scalar<'_> {
         _ => {}
     }
     if let Some(hex) = text.strip_prefix("0x") {
-        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            if let Ok(v) = i128::from_str_radix(hex, 16) {
-                return Scalar::Int(v);
-            }
+        if !hex.is_empty()
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Ok(v) = i128::from_str_radix(hex, 16)
+        {
+            return Scalar::Int(v);
         }
         return Scalar::Str(text);
     }
     if let Some(oct) = text.strip_prefix("0o") {
-        if !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            if let Ok(v) = i128::from_str_radix(oct, 8) {
-                return Scalar::Int(v);
-            }
+        if !oct.is_empty()
+            && oct.bytes().all(|b| (b'0'..=b'7').contains(&b))
+            && let Ok(v) = i128::from_str_radix(oct, 8)
+        {
+            return Scalar::Int(v);
         }
         return Scalar::Str(text);
     }
@@ -178,10 +180,10 @@ fn resolve_plain(text: &str) -> Scalar<'_> {
             Err(_) => text.parse::<f64>().map_or(Scalar::Str(text), Scalar::Float),
         };
     }
-    if is_core_float(digits) {
-        if let Ok(v) = text.parse::<f64>() {
-            return Scalar::Float(v);
-        }
+    if is_core_float(digits)
+        && let Ok(v) = text.parse::<f64>()
+    {
+        return Scalar::Float(v);
     }
     Scalar::Str(text)
 }

@@ -1,2 +1,69 @@
-//! placeholder
-pub fn App() {}
+//! kt's web console: the Leptos application shared by the server (feature
+//! `ssr`, which renders pages and runs server functions) and the browser
+//! (feature `hydrate`, which makes the rendered pages interactive).
+//!
+//! Pages live in [`pages`], reusable pieces in [`components`]. Server-side
+//! state ([`state::ConsoleState`]) and session handling ([`auth`]) exist only
+//! under `ssr`, so the wasm build never sees the database.
+
+#![recursion_limit = "256"]
+
+pub mod components;
+pub mod format;
+pub mod pages;
+
+#[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod charts;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{SsrMode, StaticSegment};
+
+use crate::pages::dashboard::DashboardPage;
+use crate::pages::login::LoginPage;
+
+/// The name of the wasm/JS/CSS bundle under `/pkg` (see scripts/build-site.sh).
+pub const OUTPUT_NAME: &str = "kt";
+
+/// The HTML document around the application (server side).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <HydrationScripts options />
+                <script src="/echarts.min.js" defer></script>
+                <script src="/charts.js" defer></script>
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The console's routes. Pages that load data render with
+/// [`SsrMode::Async`], so the HTML is complete without JavaScript.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="kt" href="/pkg/kt.css" />
+        <Title formatter=|page: String| format!("{page} · kt") />
+        <Router>
+            <Routes fallback=|| view! { <pages::NotFound /> }>
+                <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
+            </Routes>
+        </Router>
+    }
+}

@@ -91,7 +91,7 @@ mod tests {
         assert_eq!(routed(&cfg, "claude-3-haiku"), None);
         let cfg = parse("policies: []\n").unwrap();
         assert_eq!(routed(&cfg, "gpt-4o"), None);
-        let demo = parse(include_str!("../testdata/demo.yaml")).unwrap();
+        let demo = parse(include_str!("../../configs/teams/demo.yaml")).unwrap();
         assert_eq!(routed(&demo, "gpt-4o"), Some("demo"));
         assert_eq!(routed(&demo, "claude-sonnet-4-20250514"), Some("demo"));
     }

@@ -1165,7 +1165,7 @@ mod tests {
     };
 
     const SPEC: &str = include_str!("../testdata/spec-example.yaml");
-    const DEMO: &str = include_str!("../testdata/demo.yaml");
+    const DEMO: &str = include_str!("../../configs/teams/demo.yaml");
 
     fn errors(src: &str) -> Vec<Diagnostic> {
         match parse(src) {

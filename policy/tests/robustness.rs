@@ -4,7 +4,7 @@
 use policy::{RequestFacts, parse, render_diagnostics};
 
 const SPEC: &str = include_str!("../testdata/spec-example.yaml");
-const DEMO: &str = include_str!("../testdata/demo.yaml");
+const DEMO: &str = include_str!("../../configs/teams/demo.yaml");
 
 fn check(src: &str) {
     match parse(src) {

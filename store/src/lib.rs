@@ -84,6 +84,19 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// True when the database could not be reached (as opposed to a query
+    /// that failed): callers answer "try again later".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlx(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
+        )
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Which database engine a [`Db`] talks to.

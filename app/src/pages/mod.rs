@@ -1,0 +1,24 @@
+//! The console's pages, one module each.
+
+pub mod dashboard;
+pub mod login;
+
+use leptos::prelude::*;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            resp.set_status(axum::http::StatusCode::NOT_FOUND);
+        }
+    }
+    view! {
+        <main class="narrow">
+            <h1>"Page not found"</h1>
+            <p>
+                <a href="/">"Back to the Dashboard"</a>
+            </p>
+        </main>
+    }
+}

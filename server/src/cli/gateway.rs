@@ -1,0 +1,108 @@
+//! `kt gateway run`: a gateway worker enforcing one policy config.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::Failure;
+use crate::settings::DbArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Run a gateway worker.
+    Run(GatewayRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayRunArgs {
+    /// The team's policy config (YAML, see `kt policy lint`).
+    #[arg(long)]
+    pub policy_config: PathBuf,
+    /// Port to listen on, on 127.0.0.1 (see --listen for other interfaces).
+    #[arg(long, conflicts_with = "listen")]
+    pub port: Option<u16>,
+    /// Address to listen on, HOST:PORT.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Name in the fleet view (default: the config file's stem, e.g. team-eng).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Serve only these teams' keys (slug; repeatable). Default: every team.
+    #[arg(long = "team")]
+    pub teams: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// The gateway's name from its config file: `configs/teams/team-eng.yaml` → `team-eng`.
+pub fn default_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gateway".to_owned())
+}
+
+/// Loads the config (exit 2 with diagnostics when invalid), resolves team
+/// slugs and starts the worker.
+pub async fn start(
+    db: store::Db,
+    config_path: &Path,
+    name: String,
+    team_slugs: &[String],
+    listen: &str,
+) -> Result<gateway::Running, Failure> {
+    let (src, config) = super::lint::load(config_path).map_err(|diags| {
+        Failure::Invalid(format!(
+            "{}\nthe gateway did not start: fix the policy config above (check it with `kt policy lint --file {}`)",
+            policy::render_diagnostics(&config_path.display().to_string(), &diags).trim_end(),
+            config_path.display()
+        ))
+    })?;
+    let mut team_ids = Vec::new();
+    for slug in team_slugs {
+        let team = store::teams::by_slug(&db, slug)
+            .await
+            .context("looking up --team")?
+            .ok_or_else(|| {
+                Failure::Invalid(format!(
+                    "--team {slug}: no team with this slug; create it first (POST /v1/teams)"
+                ))
+            })?;
+        team_ids.push(team.team_id);
+    }
+    let settings = gateway::Settings {
+        name,
+        config,
+        config_hash: policy::source_hash(&src),
+        serve_teams: (!team_ids.is_empty()).then_some(team_ids),
+    };
+    Ok(gateway::start(db, settings, listen).await?)
+}
+
+pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
+    let listen = match (&args.listen, args.port) {
+        (Some(listen), _) => listen.clone(),
+        (None, Some(port)) => format!("127.0.0.1:{port}"),
+        (None, None) => {
+            return Err(Failure::Invalid(
+                "error: give the gateway an address: --port N or --listen HOST:PORT".to_owned(),
+            ));
+        }
+    };
+    // Validate the config before touching the database.
+    super::lint::load(&args.policy_config).map_err(|diags| {
+        Failure::Invalid(policy::render_diagnostics(
+            &args.policy_config.display().to_string(),
+            &diags,
+        ))
+    })?;
+    let db = args.db.connect().await?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&args.policy_config));
+    let running = start(db, &args.policy_config, name, &args.teams, &listen).await?;
+    println!("kt gateway: listening on http://{}", running.addr);
+    running.serve(super::shutdown_signal()).await?;
+    Ok(())
+}

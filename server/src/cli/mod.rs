@@ -1,0 +1,105 @@
+//! Subcommands, one module each. Exit codes (SPEC §3): 0 success, 1 runtime
+//! failure, 2 invalid input.
+
+pub mod admin;
+pub mod demo;
+pub mod gateway;
+pub mod lint;
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+
+use crate::settings::DbArgs;
+
+/// kt: a self-hosted, multi-tenant AI gateway platform.
+#[derive(Debug, Parser)]
+#[command(name = "kt", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web console and the control-plane API.
+    Serve(serve::ServeArgs),
+    /// Gateway workers.
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
+    /// Policy configuration tools.
+    #[command(subcommand)]
+    Policy(lint::PolicyCommand),
+    /// Administration: users and org-admin tokens.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Quick start: console + a bundled gateway with the built-in demo provider.
+    Demo(demo::DemoArgs),
+}
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Invalid input (exit code 2); the message is complete as is.
+    Invalid(String),
+    /// Runtime failure (exit code 1).
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Failure::Runtime(err)
+    }
+}
+
+impl Cli {
+    pub async fn run(self) -> Result<(), Failure> {
+        match self.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Gateway(gateway::GatewayCommand::Run(args)) => gateway::run(args).await,
+            Command::Policy(lint::PolicyCommand::Lint(args)) => lint::run(&args),
+            Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn,leptos=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Common database flags, flattened into subcommands that need them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WithDb {
+    #[command(flatten)]
+    pub db: DbArgs,
+}

@@ -1,0 +1,62 @@
+//! `kt serve`: the web console and control-plane API on one port.
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::Failure;
+use crate::settings::DbArgs;
+use crate::{AppState, console};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "KT_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// A console bound to its address, ready to serve.
+pub struct Bound {
+    pub url: String,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+}
+
+/// Connects, migrates, builds the app and binds the address.
+pub async fn bind(db: store::Db, addr: &str) -> anyhow::Result<Bound> {
+    let state = AppState {
+        db,
+        leptos_options: console::leptos_options(),
+    };
+    let router = crate::app(state).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}: is the port already in use? (--addr)")
+    })?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok(Bound {
+        url,
+        listener,
+        router,
+    })
+}
+
+impl Bound {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), Failure> {
+    let db = args.db.connect().await?;
+    let bound = bind(db, &args.addr).await?;
+    println!("kt serve: listening on {}", bound.url);
+    bound.serve(super::shutdown_signal()).await?;
+    Ok(())
+}

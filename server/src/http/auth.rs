@@ -1,0 +1,65 @@
+//! API authentication: `Authorization: Bearer kt_ak_…`. The extractor yields
+//! the caller's tenant-scoped store handle; handlers never see an unscoped
+//! database for tenant data.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use store::crypto::TokenKind;
+use store::{Scope, Scoped};
+
+use super::error::ApiError;
+use crate::AppState;
+
+/// An authenticated API caller.
+pub struct ApiCaller {
+    pub token_id: String,
+    pub scoped: Scoped,
+}
+
+impl ApiCaller {
+    pub fn is_org_admin(&self) -> bool {
+        *self.scoped.scope() == Scope::Org
+    }
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header_value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "missing `Authorization: Bearer <token>`: create an API token with `kt admin create-token --name NAME`".to_owned(),
+                )
+            })?;
+        let secret = header_value
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("expected `Authorization: Bearer <token>`".to_owned())
+            })?;
+        let token = store::tokens::authenticate(&state.db, secret)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("invalid or revoked API token".to_owned()))?;
+        if token.kind() != Some(TokenKind::Access) {
+            return Err(ApiError::Unauthorized(
+                "gateway keys (kt_gk_…) authenticate against a gateway, not the API; use an access token (kt_ak_…)".to_owned(),
+            ));
+        }
+        let scope = match token.team_id {
+            None => Scope::Org,
+            Some(team) => Scope::Team(team),
+        };
+        Ok(ApiCaller {
+            token_id: token.token_id,
+            scoped: state.db.scoped(scope),
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! `GET /v1/gateways`: the fleet, with health from heartbeats.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use store::gateways::GatewayRow;
+
+use super::auth::ApiCaller;
+use super::error::ApiError;
+use super::teams::List;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/gateways", get(list_gateways))
+}
+
+#[derive(Debug, Serialize)]
+pub struct GatewayResponse {
+    pub id: String,
+    pub name: String,
+    /// Team ids served; empty = every team.
+    pub teams: Vec<String>,
+    pub address: String,
+    pub status: &'static str,
+    pub last_seen: String,
+    pub started_at: String,
+    pub version: String,
+    pub config_hash: String,
+    pub running_config_hash: String,
+    /// The version the database wants it to run (managed gateways only).
+    pub desired_config_hash: Option<String>,
+    pub drift: bool,
+    pub demo: bool,
+}
+
+impl GatewayResponse {
+    fn new(g: GatewayRow, now: i64) -> Self {
+        GatewayResponse {
+            status: g.status(now),
+            teams: g
+                .teams
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            id: g.gateway_id,
+            name: g.name,
+            address: g.address,
+            last_seen: store::format_ms(g.last_seen_at),
+            started_at: store::format_ms(g.started_at),
+            version: g.version,
+            running_config_hash: g.config_hash.clone(),
+            config_hash: g.config_hash,
+            desired_config_hash: None,
+            drift: false,
+            demo: g.demo,
+        }
+    }
+}
+
+async fn list_gateways(caller: ApiCaller) -> Result<Json<List<GatewayResponse>>, ApiError> {
+    let now = store::now_ms();
+    let gateways = caller.scoped.list_gateways().await?;
+    Ok(Json(List {
+        data: gateways
+            .into_iter()
+            .map(|g| GatewayResponse::new(g, now))
+            .collect(),
+    }))
+}

@@ -1,0 +1,55 @@
+//! The control-plane API (`/v1`), one module per resource, each with its own
+//! router; authentication is an extractor ([`auth::ApiCaller`]) and every
+//! error renders through [`error::ApiError`].
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod gateways;
+pub mod json;
+pub mod teams;
+pub mod tokens;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use crate::AppState;
+
+/// Largest API request body.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(teams::router())
+        .merge(tokens::router())
+        .merge(events::router())
+        .merge(gateways::router())
+        .fallback(|| async {
+            error::ApiError::NotFound(
+                "no such API endpoint; see SPEC §6 for the /v1 paths".to_owned(),
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// `/healthz` (the process is alive) and `/readyz` (database reachable and
+/// migrated) for load balancers and Kubernetes probes.
+pub fn probes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(state): State<AppState>| async move {
+                if state.db.is_ready().await {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database unreachable or not migrated",
+                    )
+                }
+            }),
+        )
+}

@@ -1,0 +1,121 @@
+//! `/v1/tokens`: access tokens (`kt_ak_…`) and gateway keys (`kt_gk_…`).
+//! The secret is returned once, at creation; only its digest is stored.
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use store::crypto::TokenKind;
+use store::tokens::{NewToken, TokenRow};
+
+use super::auth::ApiCaller;
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::teams::List;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    pub token_type: String,
+    #[serde(default)]
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub id: String,
+    pub name: String,
+    pub token_type: String,
+    pub team_id: Option<String>,
+    pub prefix: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    /// The secret: present only in the answer to its creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl From<TokenRow> for TokenResponse {
+    fn from(t: TokenRow) -> Self {
+        TokenResponse {
+            id: t.token_id,
+            name: t.name,
+            token_type: t.token_type,
+            team_id: t.team_id,
+            prefix: t.prefix,
+            created_at: store::format_ms(t.created_at),
+            revoked_at: t.revoked_at.map(store::format_ms),
+            token: None,
+        }
+    }
+}
+
+async fn create_token(
+    caller: ApiCaller,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    let kind = TokenKind::parse(&body.token_type).ok_or_else(|| {
+        ApiError::Unprocessable(format!(
+            "unknown token_type `{}`: use \"gateway\" (a kt_gk_ key for applications) or \"access\" (a kt_ak_ API token)",
+            body.token_type
+        ))
+    })?;
+    if body.name.trim().is_empty() {
+        return Err(ApiError::Unprocessable(
+            "`name` must not be empty".to_owned(),
+        ));
+    }
+    if let Some(team_id) = &body.team_id {
+        // The team must exist and be visible to the caller (404 otherwise).
+        caller
+            .scoped
+            .get_team(team_id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "team"))?;
+    }
+    let created = caller
+        .scoped
+        .create_token(&NewToken {
+            name: body.name.trim().to_owned(),
+            kind,
+            team_id: body.team_id,
+        })
+        .await
+        .map_err(|e| ApiError::from_store(e, "token"))?;
+    let mut response = TokenResponse::from(created.row);
+    response.token = Some(created.secret);
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+async fn list_tokens(caller: ApiCaller) -> Result<Json<List<TokenResponse>>, ApiError> {
+    let tokens = caller.scoped.list_tokens().await?;
+    Ok(Json(List {
+        data: tokens.into_iter().map(Into::into).collect(),
+    }))
+}
+
+async fn revoke_token(
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    if id == caller.token_id {
+        return Err(ApiError::Conflict(
+            "a token cannot revoke itself; use another token".to_owned(),
+        ));
+    }
+    let row = caller
+        .scoped
+        .revoke_token(&id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "token"))?;
+    Ok(Json(row.into()))
+}

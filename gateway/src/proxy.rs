@@ -188,10 +188,10 @@ async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<KeyInfo, Gate
         }
         Lookup::Unknown => return Err(GatewayError::Unauthorized("invalid API key")),
     };
-    if let Some(teams) = &gw.serve_teams {
-        if !teams.contains(&info.team_id) {
-            return Err(GatewayError::WrongTeam);
-        }
+    if let Some(teams) = &gw.serve_teams
+        && !teams.contains(&info.team_id)
+    {
+        return Err(GatewayError::WrongTeam);
     }
     Ok(info)
 }
@@ -267,19 +267,19 @@ async fn prepare_and_send(
         Verdict::Allow => {}
     }
 
-    if let Some((limit, _, policy, action)) = gw.config.rate_limit() {
-        if let Err(wait) = gw.limiter.admit(&key.team_id, limit, Instant::now()) {
-            if action == policy::Action::Block {
-                return Err(GatewayError::RateLimited {
-                    policy: policy.to_owned(),
-                    limit,
-                    retry_after_secs: wait.as_secs().max(1),
-                });
-            }
-            draft.verdict = "warn";
-            draft.policy = Some(policy.to_owned());
-            draft.reason = Some("rate_limited".to_owned());
+    if let Some((limit, _, policy, action)) = gw.config.rate_limit()
+        && let Err(wait) = gw.limiter.admit(&key.team_id, limit, Instant::now())
+    {
+        if action == policy::Action::Block {
+            return Err(GatewayError::RateLimited {
+                policy: policy.to_owned(),
+                limit,
+                retry_after_secs: wait.as_secs().max(1),
+            });
         }
+        draft.verdict = "warn";
+        draft.policy = Some(policy.to_owned());
+        draft.reason = Some("rate_limited".to_owned());
     }
 
     let (target, provider) = gw

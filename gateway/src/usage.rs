@@ -73,10 +73,10 @@ impl SseUsage {
             self.saw_done = true;
             return;
         }
-        if let Ok(value) = serde_json::from_slice::<Value>(data) {
-            if let Some(usage) = from_json(&value) {
-                self.usage = Some(usage);
-            }
+        if let Ok(value) = serde_json::from_slice::<Value>(data)
+            && let Some(usage) = from_json(&value)
+        {
+            self.usage = Some(usage);
         }
     }
 

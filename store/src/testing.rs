@@ -37,16 +37,15 @@ impl TestDatabase {
     /// Closes the pool and drops a PostgreSQL test database.
     pub async fn cleanup(self) {
         self.db.close().await;
-        if let Some((admin_url, name)) = self.pg_admin {
-            if let Ok(mut conn) = PgConnectOptions::from_str(&admin_url)
+        if let Some((admin_url, name)) = self.pg_admin
+            && let Ok(mut conn) = PgConnectOptions::from_str(&admin_url)
                 .unwrap()
                 .connect()
                 .await
-            {
-                let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
-                    .execute(&mut conn)
-                    .await;
-            }
+        {
+            let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+                .execute(&mut conn)
+                .await;
         }
     }
 }

@@ -87,12 +87,11 @@ pub fn parse_since(value: &str, now_ms: i64) -> Result<i64, String> {
         Some('d') => Some(86_400_000),
         _ => None,
     };
-    if let Some(unit) = unit_ms {
-        if let Ok(n) = value[..value.len() - 1].parse::<i64>() {
-            if n >= 0 {
-                return Ok(now_ms.saturating_sub(n.saturating_mul(unit)));
-            }
-        }
+    if let Some(unit) = unit_ms
+        && let Ok(n) = value[..value.len() - 1].parse::<i64>()
+        && n >= 0
+    {
+        return Ok(now_ms.saturating_sub(n.saturating_mul(unit)));
     }
     time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
         .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))

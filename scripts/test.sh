@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The README's second command (and what CI runs): the whole test suite.
+#   formatting and lints (server and wasm sides), Rust unit and integration
+#   tests on SQLite and PostgreSQL, and Playwright browser tests in Chromium.
+# PostgreSQL tests run when a server answers on 127.0.0.1:5432 (or
+# KT_TEST_POSTGRES_URL); elsewhere they are skipped with a message, except
+# under CI=true, where a missing server fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+scripts/setup.sh --test
+
+# Best effort: start the machine's PostgreSQL if it is installed but stopped.
+if command -v pg_ctlcluster >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+  say "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+
+say "cargo fmt --check"
+cargo fmt --all --check
+
+say "clippy (server side, then the wasm side)"
+cargo clippy --all-targets -- -D warnings
+cargo clippy -p frontend -p app --target wasm32-unknown-unknown -- -D warnings
+
+say "building the console's browser bundle"
+scripts/build-site.sh
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+say "Rust tests (SQLite and PostgreSQL)"
+set +e
+cargo test 2>cargo test --all-targets 2>&11 | tee "$log"
+rust_status=${PIPESTATUS[0]}
+set -e
+rust_passed=$(awk '/^test result:/ {s += $4} END {print s+0}' "$log")
+rust_failed=$(awk '/^test result:/ {s += $6} END {print s+0}' "$log")
+
+say "browser tests (Playwright, Chromium)"
+set +e
+(cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test) 2>&1 | tee "$log"
+e2e_status=${PIPESTATUS[0]}
+set -e
+e2e_passed=$(awk '$2 == "passed" && $1 ~ /^[0-9]+$/ {print $1}' "$log" | tail -1)
+e2e_failed=$(awk '$2 == "failed" && $1 ~ /^[0-9]+$/ {print $1}' "$log" | tail -1)
+
+passed=$((rust_passed + ${e2e_passed:-0}))
+failed=$((rust_failed + ${e2e_failed:-0}))
+[ "$rust_status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+[ "$e2e_status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo
+echo "rust: ${rust_passed} passed, ${rust_failed} failed; browser: ${e2e_passed:-0} passed, ${e2e_failed:-0} failed"
+echo "${passed} passed, ${failed} failed"
+[ "$rust_status" = 0 ] && [ "$e2e_status" = 0 ]

@@ -1,7 +1,7 @@
 //! A chart: the ECharts option (built on the server with `charming`) sits in
 //! a `data-option` attribute and `/charts.js` draws it with a locally served
-//! ECharts (SVG renderer). The same numbers are in a table beside it, so the
-//! data is readable without JavaScript and by screen readers.
+//! ECharts (SVG renderer). The same numbers are in a compact table below it, so
+//! the data is readable without JavaScript and by screen readers.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -20,9 +20,7 @@ pub fn Chart(name: &'static str, title: &'static str, data: ChartData) -> impl I
         <figure class="chart">
             <figcaption>{title}</figcaption>
             <div class="kt-chart" data-chart=name data-option=data.option_json></div>
-            <details class="chart-table">
-                <summary>"Data"</summary>
-                <table class="kt-chart-data">
+            <table class="kt-chart-data">
                     <thead>
                         <tr>{data.columns.into_iter().map(|c| view! { <th>{c}</th> }).collect_view()}</tr>
                     </thead>
@@ -37,8 +35,7 @@ pub fn Chart(name: &'static str, title: &'static str, data: ChartData) -> impl I
                             })
                             .collect_view()}
                     </tbody>
-                </table>
-            </details>
+            </table>
         </figure>
     }
 }

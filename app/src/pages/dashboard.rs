@@ -247,7 +247,7 @@ fn Dashboard(data: DashboardData, hydrated: ReadSignal<bool>) -> impl IntoView {
                                         <td>{e.gateway.clone()}</td>
                                         <td>{e.team.clone()}</td>
                                         <td>
-                                            {e.model.clone()}
+                                            <span class="model">{e.model.clone()}</span>
                                             {e.demo.then(|| view! { <span class="badge demo">"demo"</span> })}
                                             {e.streamed.then(|| view! { <span class="badge">"stream"</span> })}
                                         </td>

@@ -1,0 +1,474 @@
+// Shared fixtures and helpers for the kt console browser tests.
+//
+// - Every test fails on an uncaught page error (`pageerror`) or a console message of type
+//   "error": that is how hydration panics (console_error_panic_hook + `unreachable`) show up.
+// - The demo credentials are read from the data directory that `kt demo` writes
+//   (`.kt-e2e/demo-admin-password`, `.kt-e2e/demo-gateway-key`).
+// - `gateway.chat()` sends an OpenAI-style chat request through the gateway port.
+// - `kt` is a small page object for the console (sign-in, dashboard, events table, stats).
+
+import {
+  test as base,
+  expect,
+  type APIRequestContext,
+  type APIResponse,
+  type Locator,
+  type Page,
+} from '@playwright/test';
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+
+export { expect };
+
+/** Data directory of the console under test (the webServer command uses `.kt-e2e` next to the config). */
+export const DATA_DIR = process.env.KT_E2E_DATA_DIR
+  ? path.resolve(process.env.KT_E2E_DATA_DIR)
+  : path.resolve(__dirname, '..', '.kt-e2e');
+
+/** Gateway (proxy) base URL; `kt demo --gateway-port 3101`. */
+export const GATEWAY_URL = (process.env.KT_E2E_GATEWAY_URL ?? 'http://127.0.0.1:3101').replace(/\/+$/, '');
+
+export const ADMIN_EMAIL = 'admin@kt.local';
+
+/** Hydrating a debug wasm bundle can take a few seconds on 2 cores. */
+export const HYDRATION_TIMEOUT = 20_000;
+
+/** Events are written by the gateway, possibly asynchronously: how long to wait for one to be listed. */
+export const EVENT_LISTED_TIMEOUT = 15_000;
+
+export interface Credentials {
+  email: string;
+  password: string;
+}
+
+/** A model name the demo allowlist accepts (`demo-*`) and that no other test uses. */
+export function uniqueModel(prefix = 'demo-e2e'): string {
+  return `${prefix}-${randomBytes(5).toString('hex')}`;
+}
+
+/** Reads a file `kt demo` writes into the data directory; waits briefly in case it is written late. */
+async function readDemoFile(name: string): Promise<string> {
+  const file = path.join(DATA_DIR, name);
+  const deadline = Date.now() + 10_000;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = (await readFile(file, 'utf8')).trim();
+      if (value.length > 0) return value;
+      lastError = new Error('file is empty');
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(
+    `Could not read ${file} (${String(lastError)}). ` +
+      'It is written by `kt demo` into KT_DATA_DIR; is the webServer from playwright.config.ts running?',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway client
+
+export interface ChatOptions {
+  stream?: boolean;
+  content?: string;
+}
+
+export class Gateway {
+  constructor(
+    private readonly request: APIRequestContext,
+    private readonly key: string,
+  ) {}
+
+  /** `POST /v1/chat/completions` through the gateway with the demo key. */
+  chat(model: string, opts: ChatOptions = {}): Promise<APIResponse> {
+    const data: Record<string, unknown> = {
+      model,
+      messages: [{ role: 'user', content: opts.content ?? 'hello' }],
+    };
+    if (opts.stream) data.stream = true;
+    return this.request.post(`${GATEWAY_URL}/v1/chat/completions`, {
+      headers: { Authorization: `Bearer ${this.key}` },
+      data,
+      timeout: 15_000,
+      failOnStatusCode: false,
+    });
+  }
+
+  /** Sends a non-streamed request and checks it is an OpenAI-style completion. */
+  async expectCompletion(model: string): Promise<void> {
+    const res = await this.chat(model);
+    const body = await res.text();
+    expect(res.status(), `gateway answer for ${model}: ${body}`).toBe(200);
+    const json = JSON.parse(body);
+    expect(Array.isArray(json.choices) && json.choices.length > 0, `choices in ${body}`).toBe(true);
+  }
+
+  /** Sends a streamed request; the body must be SSE chunks ending with `data: [DONE]`. */
+  async expectStreamedCompletion(model: string): Promise<void> {
+    const res = await this.chat(model, { stream: true });
+    const body = await res.text();
+    expect(res.status(), `gateway answer for ${model}: ${body}`).toBe(200);
+    expect(res.headers()['content-type'] ?? '').toContain('text/event-stream');
+    expect(body.trimEnd().endsWith('data: [DONE]'), `SSE body must end with "data: [DONE]":\n${body}`).toBe(true);
+    const chunks = body
+      .split(/\r?\n/)
+      .filter((line) => line.startsWith('data:'))
+      .map((line) => line.slice('data:'.length).trim())
+      .filter((payload) => payload !== '[DONE]')
+      .map((payload) => JSON.parse(payload));
+    expect(chunks.length, `SSE chunks before [DONE]:\n${body}`).toBeGreaterThan(0);
+    expect(
+      chunks.some((c) => Array.isArray(c.choices) && c.choices.length > 0),
+      `at least one chunk with choices:\n${body}`,
+    ).toBe(true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Console page object
+
+export class KtConsole {
+  constructor(
+    readonly page: Page,
+    readonly js: boolean,
+    readonly creds: Credentials,
+    private readonly guard?: ConsoleGuard,
+  ) {}
+
+  // --- generic ---
+
+  hydrated(): Locator {
+    return this.page.locator('main[data-hydrated="true"]');
+  }
+
+  /**
+   * Waits until the wasm has hydrated the page (JS project only). Gives up at once when the page
+   * has thrown (a hydration panic never sets the marker), instead of waiting for the timeout.
+   */
+  async waitForHydration(): Promise<void> {
+    const deadline = Date.now() + HYDRATION_TIMEOUT;
+    while (Date.now() < deadline) {
+      const thrown = this.guard?.pageErrors() ?? [];
+      if (thrown.length > 0) {
+        throw new Error(`The page threw before hydrating (main[data-hydrated="true"]):\n${thrown.join('\n')}`);
+      }
+      if ((await this.hydrated().count()) > 0) return;
+      await this.page.waitForTimeout(100);
+    }
+    await expect(this.hydrated(), 'the page should hydrate (main[data-hydrated="true"])').toBeAttached({
+      timeout: 1_000,
+    });
+  }
+
+  /**
+   * With JavaScript on, waits for hydration when the page carries the marker, so that a test
+   * neither races the hydration (inputs, buttons) nor ends before a hydration panic is reported.
+   */
+  async settle(): Promise<void> {
+    if (!this.js) return;
+    if ((await this.page.locator('main[data-hydrated]').count()) > 0) await this.waitForHydration();
+  }
+
+  async expectPath(pathname: string): Promise<void> {
+    await expect(this.page).toHaveURL((url) => url.pathname === pathname);
+  }
+
+  // --- sign-in / sign-out ---
+
+  loginForm(): Locator {
+    return this.page.locator('form', { has: this.page.locator('input[name="password"]') });
+  }
+
+  async openLogin(): Promise<void> {
+    await this.page.goto('/login');
+    await expect(this.loginForm().locator('button[type="submit"]', { hasText: 'Sign in' })).toBeVisible();
+    await this.settle();
+  }
+
+  async submitLogin(email: string, password: string): Promise<void> {
+    const form = this.loginForm();
+    await form.locator('input[name="email"]').fill(email);
+    await form.locator('input[name="password"]').fill(password);
+    await form.locator('button[type="submit"]', { hasText: 'Sign in' }).click();
+  }
+
+  /** Signs in as the demo admin and ends on the Dashboard. */
+  async signIn(): Promise<void> {
+    await this.openLogin();
+    await this.submitLogin(this.creds.email, this.creds.password);
+    await this.expectPath('/');
+    await expect(this.dashboardHeading()).toBeVisible();
+  }
+
+  signOutButton(): Locator {
+    return this.page.locator('form').getByRole('button', { name: 'Sign out' });
+  }
+
+  /** Clicks "Sign out" and waits for the POST it sends (a form post or a server-function fetch). */
+  async signOut(): Promise<void> {
+    await expect(this.signOutButton()).toBeVisible();
+    await Promise.all([
+      this.page.waitForResponse((res) => res.request().method() === 'POST'),
+      this.signOutButton().click(),
+    ]);
+  }
+
+  /** Visiting `/` must end on the login page (retries briefly while a sign-out completes). */
+  async expectSignedOut(): Promise<void> {
+    await expect(async () => {
+      await this.page.goto('/');
+      expect(new URL(this.page.url()).pathname).toBe('/login');
+    }).toPass({ timeout: 10_000 });
+    await expect(this.loginForm().locator('button[type="submit"]', { hasText: 'Sign in' })).toBeVisible();
+  }
+
+  // --- dashboard ---
+
+  dashboardHeading(): Locator {
+    return this.page.locator('h1', { hasText: /^\s*Dashboard\s*$/ });
+  }
+
+  async gotoDashboard(): Promise<void> {
+    await this.page.goto('/');
+    await this.expectPath('/');
+    await expect(this.dashboardHeading()).toBeVisible();
+    await this.settle();
+  }
+
+  /** Fetches the server-rendered Dashboard HTML with the page's session cookie. */
+  async dashboardHtml(): Promise<string> {
+    const res = await this.page.request.get(new URL('/', this.page.url()).href);
+    return res.text();
+  }
+
+  /**
+   * Waits until the server-rendered Dashboard satisfies `ready` (events may be stored
+   * asynchronously after the gateway answered). This is only a wait; assertions are made on the
+   * page afterwards.
+   */
+  async waitForDashboard(ready: (html: string) => boolean, what: string): Promise<void> {
+    await expect
+      .poll(async () => ready(await this.dashboardHtml()), {
+        message: `waiting for the Dashboard to list ${what}`,
+        timeout: EVENT_LISTED_TIMEOUT,
+      })
+      .toBe(true);
+  }
+
+  /** Waits until every model is mentioned on the Dashboard, then (re)loads it. */
+  async gotoDashboardListing(...models: string[]): Promise<void> {
+    await this.waitForDashboard((html) => models.every((m) => html.includes(m)), models.join(', '));
+    await this.gotoDashboard();
+  }
+
+  /** The event rows of server-rendered Dashboard HTML, as (data-event-id, row HTML) pairs. */
+  static eventRowsInHtml(html: string): { id: string; html: string }[] {
+    const rows: { id: string; html: string }[] = [];
+    for (const m of html.matchAll(/<tr\b[^>]*\bdata-event-id="([^"]*)"[^>]*>([\s\S]*?)<\/tr>/g)) {
+      rows.push({ id: m[1], html: m[2] });
+    }
+    return rows;
+  }
+
+  eventsTable(): Locator {
+    return this.page.locator('table#recent-events');
+  }
+
+  eventRows(): Locator {
+    return this.eventsTable().locator('tbody tr');
+  }
+
+  /** Rows of the events table that mention `text` (e.g. a unique model name). */
+  eventRowsWith(text: string): Locator {
+    return this.eventRows().filter({ hasText: text });
+  }
+
+  async eventIds(): Promise<string[]> {
+    return this.eventRows().evaluateAll((rows) =>
+      rows.map((row) => row.getAttribute('data-event-id') ?? '').filter((id) => id !== ''),
+    );
+  }
+
+  /** An element of `row` whose whole text is `text` (a cell or a badge). */
+  cellText(row: Locator, text: string): Locator {
+    return row.getByText(new RegExp(`^\\s*${escapeRegExp(text)}\\s*$`, 'i')).first();
+  }
+
+  /**
+   * Sum of the token numbers of a row: every column whose header mentions "token" (e.g. "Tokens",
+   * or "Prompt tokens" + "Completion tokens"); a cell like "12 / 30" counts as 42.
+   */
+  async rowTokens(row: Locator): Promise<number> {
+    const headers = await this.eventsTable().locator('thead th').allTextContents();
+    const columns = headers.flatMap((h, i) => (/token/i.test(h) ? [i] : []));
+    expect(columns.length, `a "Tokens" column in table#recent-events (headers: ${JSON.stringify(headers)})`).toBeGreaterThan(0);
+    const cells = await row.locator(':scope > td, :scope > th').allTextContents();
+    return columns.reduce((sum, i) => sum + integersIn(cells[i] ?? '').reduce((a, b) => a + b, 0), 0);
+  }
+
+  stat(name: 'requests' | 'blocked' | 'spend'): Locator {
+    return this.page.getByTestId(`stat-${name}`);
+  }
+
+  /**
+   * The count shown by a stat card: its `data-value` (or a descendant's) when present, otherwise
+   * the last stand-alone integer in its visible text (cards read "label, value").
+   */
+  async statCount(name: 'requests' | 'blocked'): Promise<number> {
+    const card = this.stat(name);
+    await expect(card).toContainText(/\d/);
+    const dataValue =
+      (await card.getAttribute('data-value')) ??
+      ((await card.locator('[data-value]').count()) > 0
+        ? await card.locator('[data-value]').first().getAttribute('data-value')
+        : null);
+    if (dataValue !== null && /^\s*\d+\s*$/.test(dataValue)) return Number(dataValue);
+    const text = await card.innerText();
+    const numbers = integersIn(text);
+    expect(numbers.length, `a number in [data-testid=stat-${name}]: "${text}"`).toBeGreaterThan(0);
+    return numbers[numbers.length - 1];
+  }
+
+  /** The amount shown by the spend card, formatted like "$0.0012". */
+  async statSpend(): Promise<number> {
+    const card = this.stat('spend');
+    await expect(card).toContainText(/\$\d[\d,]*\.\d{4}\b/);
+    const text = await card.innerText();
+    const m = /\$(\d[\d,]*\.\d{4})\b/.exec(text);
+    return Number(m![1].replace(/,/g, ''));
+  }
+
+  // --- chart ---
+
+  requestsChart(): Locator {
+    return this.page.locator('div.kt-chart[data-chart="requests"]');
+  }
+
+  /** The data table next to the chart (a sibling, or inside a sibling wrapper). */
+  requestsChartTable(): Locator {
+    return this.requestsChart().locator(
+      'xpath=..//table[contains(concat(" ", normalize-space(@class), " "), " kt-chart-data ")]',
+    );
+  }
+
+  async requestsChartOption(): Promise<any> {
+    const raw = await this.requestsChart().getAttribute('data-option');
+    expect(raw, 'data-option on div.kt-chart[data-chart="requests"]').toBeTruthy();
+    try {
+      return JSON.parse(raw!);
+    } catch (err) {
+      throw new Error(`data-option is not JSON (${String(err)}): ${raw}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+
+export function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Stand-alone integers in a text: "Requests12" and "1,234" count; "$0.0012", "0.5" and units
+ * such as "24h" or "7d" do not.
+ */
+export function integersIn(text: string): number[] {
+  const matches = text.match(/(?<![\d.,$])(?:\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]|[a-z])/g) ?? [];
+  return matches.map((m) => Number(m.replace(/,/g, '')));
+}
+
+/** Numbers of an ECharts option's series data: plain values, [x, y] pairs and {value} items. */
+export function seriesValues(option: any): number[] {
+  const series = Array.isArray(option?.series) ? option.series : option?.series ? [option.series] : [];
+  const values: number[] = [];
+  const take = (item: unknown): void => {
+    if (typeof item === 'number') values.push(item);
+    else if (typeof item === 'string' && item.trim() !== '' && !Number.isNaN(Number(item))) values.push(Number(item));
+    else if (Array.isArray(item) && item.length > 0) take(item[item.length - 1]);
+    else if (item && typeof item === 'object' && 'value' in item) take((item as { value: unknown }).value);
+  };
+  for (const s of series) for (const item of Array.isArray(s?.data) ? s.data : []) take(item);
+  // Also the `dataset.source` form (rows of [label, value, …]).
+  const datasets = Array.isArray(option?.dataset) ? option.dataset : option?.dataset ? [option.dataset] : [];
+  for (const d of datasets) for (const row of Array.isArray(d?.source) ? d.source : []) {
+    if (Array.isArray(row)) for (const cell of row.slice(1)) if (typeof cell === 'number') values.push(cell);
+  }
+  return values;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+export interface ConsoleGuard {
+  /** Tolerate console errors matching `pattern` in this test (e.g. an expected 4xx response). */
+  allow(pattern: RegExp): void;
+  /** Uncaught page errors seen so far in this test. */
+  pageErrors(): string[];
+}
+
+type TestFixtures = {
+  consoleGuard: ConsoleGuard;
+  gateway: Gateway;
+  kt: KtConsole;
+};
+
+type WorkerFixtures = {
+  creds: Credentials;
+  gatewayKey: string;
+};
+
+export const test = base.extend<TestFixtures, WorkerFixtures>({
+  creds: [
+    async ({}, use) => {
+      await use({ email: ADMIN_EMAIL, password: await readDemoFile('demo-admin-password') });
+    },
+    { scope: 'worker' },
+  ],
+
+  gatewayKey: [
+    async ({}, use) => {
+      await use(await readDemoFile('demo-gateway-key'));
+    },
+    { scope: 'worker' },
+  ],
+
+  consoleGuard: [
+    async ({ page }, use, testInfo) => {
+      const problems: { text: string; allowable: boolean }[] = [];
+      const allowed: RegExp[] = [];
+      page.on('pageerror', (err) => {
+        problems.push({ text: `pageerror: ${err.stack ?? err.message}`, allowable: false });
+      });
+      page.on('console', (msg) => {
+        if (msg.type() !== 'error') return;
+        const loc = msg.location();
+        const where = loc.url ? ` (${loc.url}:${loc.lineNumber}:${loc.columnNumber})` : '';
+        problems.push({ text: `console.error: ${msg.text()}${where}`, allowable: true });
+      });
+      await use({
+        allow: (pattern) => allowed.push(pattern),
+        pageErrors: () => problems.filter((p) => !p.allowable).map((p) => p.text),
+      });
+      const failures = problems
+        .filter((p) => !(p.allowable && allowed.some((re) => re.test(p.text))))
+        .map((p) => p.text);
+      if (failures.length > 0) {
+        await testInfo.attach('browser-errors.txt', { body: failures.join('\n\n'), contentType: 'text/plain' });
+        throw new Error(`The page reported ${failures.length} error(s):\n${failures.join('\n')}`);
+      }
+    },
+    { auto: true },
+  ],
+
+  gateway: async ({ request, gatewayKey }, use) => {
+    await use(new Gateway(request, gatewayKey));
+  },
+
+  kt: async ({ page, javaScriptEnabled, creds, consoleGuard }, use) => {
+    await use(new KtConsole(page, javaScriptEnabled !== false, creds, consoleGuard));
+  },
+});

@@ -105,15 +105,11 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
 
     let mut providers = Vec::new();
     for target in &settings.config.providers.targets {
-        match Provider::from_target(target) {
-            Ok(provider) => {
-                if let Some(problem) = provider.startup_problem() {
-                    tracing::warn!(target = %target.id, "{problem}");
-                }
-                providers.push((target.clone(), provider));
-            }
-            Err(problem) => tracing::warn!("{problem}"),
+        let provider = Provider::from_target(target);
+        if let Some(problem) = provider.startup_problem() {
+            tracing::warn!(target = %target.id, "{problem}; requests routed to it answer 502");
         }
+        providers.push((target.clone(), provider));
     }
     let demo = providers.iter().any(|(_, p)| p.is_demo());
     let gateway_id = store::gateways::register(

@@ -35,14 +35,17 @@ pub enum Provider {
     OpenAi(openai::OpenAi),
     /// The built-in demo provider: answers locally, no vendor involved.
     Demo,
+    /// A target this build cannot talk to; requests routed to it answer 502
+    /// with the reason.
+    Unavailable(String),
 }
 
 impl Provider {
     /// Builds the provider of `target`, reading its key from the environment
     /// once (a missing variable is reported at start-up and when used).
-    pub fn from_target(target: &Target) -> Result<Provider, String> {
+    pub fn from_target(target: &Target) -> Provider {
         match target.kind {
-            ProviderKind::Demo => Ok(Provider::Demo),
+            ProviderKind::Demo => Provider::Demo,
             ProviderKind::OpenAi => {
                 let api_key = match &target.secret_key_ref {
                     Some(SecretKeyRef::Env(var)) => match std::env::var(var) {
@@ -58,10 +61,10 @@ impl Provider {
                     .base_url
                     .clone()
                     .unwrap_or_else(|| openai::DEFAULT_BASE_URL.to_owned());
-                Ok(Provider::OpenAi(openai::OpenAi::new(base_url, api_key)))
+                Provider::OpenAi(openai::OpenAi::new(base_url, api_key))
             }
-            ProviderKind::Anthropic => Err(format!(
-                "target `{}`: the Anthropic provider is not available in this build yet; requests routed to it answer 502",
+            ProviderKind::Anthropic => Provider::Unavailable(format!(
+                "target `{}`: the Anthropic provider is not available in this build yet",
                 target.id
             )),
         }
@@ -76,6 +79,7 @@ impl Provider {
         match self {
             Provider::OpenAi(p) => p.key_problem(),
             Provider::Demo => None,
+            Provider::Unavailable(reason) => Some(reason.clone()),
         }
     }
 
@@ -89,6 +93,7 @@ impl Provider {
         match self {
             Provider::OpenAi(p) => p.chat(http, body, stream).await,
             Provider::Demo => Ok(demo::chat(&body, stream)),
+            Provider::Unavailable(reason) => Err(GatewayError::Upstream(reason.clone())),
         }
     }
 }

@@ -70,9 +70,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
             path
         }
     };
+    let loaded = super::gateway::load_config(&config_path)?;
     let gateway = super::gateway::start(
         db.clone(),
-        &config_path,
+        loaded,
         "demo".to_owned(),
         &[],
         &format!("127.0.0.1:{}", args.gateway_port),

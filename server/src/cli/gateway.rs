@@ -42,22 +42,36 @@ pub fn default_name(path: &Path) -> String {
         .unwrap_or_else(|| "gateway".to_owned())
 }
 
-/// Loads the config (exit 2 with diagnostics when invalid), resolves team
-/// slugs and starts the worker.
+/// A policy config read and validated from a file.
+pub struct LoadedConfig {
+    pub hash: String,
+    pub config: policy::PolicyConfig,
+}
+
+/// Reads and validates a policy config; invalid input (exit 2) with every
+/// diagnostic when it is not valid.
+pub fn load_config(path: &Path) -> Result<LoadedConfig, Failure> {
+    let (src, config) = super::lint::load(path).map_err(|diags| {
+        Failure::Invalid(format!(
+            "{}\nthe gateway did not start: fix the policy config above (check it with `kt policy lint --file {}`)",
+            policy::render_diagnostics(&path.display().to_string(), &diags).trim_end(),
+            path.display()
+        ))
+    })?;
+    Ok(LoadedConfig {
+        hash: policy::source_hash(&src),
+        config,
+    })
+}
+
+/// Resolves team slugs and starts the worker.
 pub async fn start(
     db: store::Db,
-    config_path: &Path,
+    loaded: LoadedConfig,
     name: String,
     team_slugs: &[String],
     listen: &str,
 ) -> Result<gateway::Running, Failure> {
-    let (src, config) = super::lint::load(config_path).map_err(|diags| {
-        Failure::Invalid(format!(
-            "{}\nthe gateway did not start: fix the policy config above (check it with `kt policy lint --file {}`)",
-            policy::render_diagnostics(&config_path.display().to_string(), &diags).trim_end(),
-            config_path.display()
-        ))
-    })?;
     let mut team_ids = Vec::new();
     for slug in team_slugs {
         let team = store::teams::by_slug(&db, slug)
@@ -72,8 +86,8 @@ pub async fn start(
     }
     let settings = gateway::Settings {
         name,
-        config,
-        config_hash: policy::source_hash(&src),
+        config: loaded.config,
+        config_hash: loaded.hash,
         serve_teams: (!team_ids.is_empty()).then_some(team_ids),
     };
     Ok(gateway::start(db, settings, listen).await?)
@@ -90,18 +104,13 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
         }
     };
     // Validate the config before touching the database.
-    super::lint::load(&args.policy_config).map_err(|diags| {
-        Failure::Invalid(policy::render_diagnostics(
-            &args.policy_config.display().to_string(),
-            &diags,
-        ))
-    })?;
+    let loaded = load_config(&args.policy_config)?;
     let db = args.db.connect().await?;
     let name = args
         .name
         .clone()
         .unwrap_or_else(|| default_name(&args.policy_config));
-    let running = start(db, &args.policy_config, name, &args.teams, &listen).await?;
+    let running = start(db, loaded, name, &args.teams, &listen).await?;
     println!("kt gateway: listening on http://{}", running.addr);
     running.serve(super::shutdown_signal()).await?;
     Ok(())

@@ -9,8 +9,6 @@ pub mod serve;
 
 use clap::{Parser, Subcommand};
 
-use crate::settings::DbArgs;
-
 /// kt: a self-hosted, multi-tenant AI gateway platform.
 #[derive(Debug, Parser)]
 #[command(name = "kt", version, about, propagate_version = true)]
@@ -95,11 +93,4 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
-}
-
-/// Common database flags, flattened into subcommands that need them.
-#[derive(Debug, Clone, clap::Args)]
-pub struct WithDb {
-    #[command(flatten)]
-    pub db: DbArgs,
 }

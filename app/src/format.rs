@@ -7,6 +7,23 @@ pub fn usd(micros: i64) -> String {
     format!("{sign}${}.{:04}", m / 1_000_000, (m % 1_000_000) / 100)
 }
 
+/// Like [`usd`], with six decimals below one cent, so that a single small
+/// request does not read as free.
+pub fn usd_precise(micros: i64) -> String {
+    if micros.unsigned_abs() >= 10_000 {
+        return usd(micros);
+    }
+    let sign = if micros < 0 { "-" } else { "" };
+    format!("{sign}$0.{:06}", micros.unsigned_abs())
+}
+
+/// `2026-11-27T23:05:19.37Z` → `2026-11-27 23:05:19` (UTC).
+pub fn timestamp(rfc3339: &str) -> String {
+    rfc3339
+        .get(..19)
+        .map_or_else(|| rfc3339.to_owned(), |s| s.replace('T', " "))
+}
+
 /// Thousands separators: `12,345`.
 pub fn count(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
@@ -29,6 +46,10 @@ mod tests {
         assert_eq!(usd(0), "$0.0000");
         assert_eq!(usd(1_234), "$0.0012");
         assert_eq!(usd(12_345_678), "$12.3456");
+        assert_eq!(usd_precise(36), "$0.000036");
+        assert_eq!(usd_precise(12_345), "$0.0123");
+        assert_eq!(timestamp("2026-11-27T23:05:19.37Z"), "2026-11-27 23:05:19");
+        assert_eq!(timestamp("bad"), "bad");
         assert_eq!(count(0), "0");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(-1000), "-1,000");

@@ -96,7 +96,7 @@ pub async fn load_dashboard(range: String) -> Result<DashboardData, ServerFnErro
     let events = events
         .into_iter()
         .map(|e| EventView {
-            time: store::format_ms(e.created_at),
+            time: format::timestamp(&store::format_ms(e.created_at)),
             team: e
                 .team_id
                 .as_ref()
@@ -107,7 +107,7 @@ pub async fn load_dashboard(range: String) -> Result<DashboardData, ServerFnErro
                 format::count(e.input_tokens),
                 format::count(e.output_tokens)
             ),
-            cost: format::usd(e.cost_micros),
+            cost: format::usd_precise(e.cost_micros),
             reason: e.reason.unwrap_or_default(),
             id: e.event_id,
             gateway: e.gateway_name,
@@ -125,7 +125,7 @@ pub async fn load_dashboard(range: String) -> Result<DashboardData, ServerFnErro
         blocked: totals.blocked,
         spend_micros: totals.cost_micros,
         tokens: totals.input_tokens + totals.output_tokens,
-        chart: crate::charts::requests_per_hour(&hourly),
+        chart: crate::charts::requests_over_time(&hourly, since, now),
         events,
     })
 }
@@ -205,7 +205,7 @@ fn Dashboard(data: DashboardData, hydrated: ReadSignal<bool>) -> impl IntoView {
                 <Stat label="Spend" value=format::usd(data.spend_micros) testid="stat-spend" />
                 <Stat label="Tokens" value=format::count(data.tokens) testid="stat-tokens" />
             </section>
-            <Chart name="requests" title="Requests per hour" data=data.chart />
+            <Chart name="requests" title="Requests over time" data=data.chart />
             <section class="events">
                 <div class="events-head">
                     <h2>"Recent events"</h2>

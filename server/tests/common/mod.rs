@@ -1,0 +1,794 @@
+//! Process-level test harness for the `kt` binary.
+//!
+//! - [`Install`]: one kt installation (a database URL and a data directory)
+//!   from which `kt` processes are started with the right environment.
+//! - [`KtProcess`]: a running `kt serve` / `kt gateway run`, started by waiting
+//!   for its `… listening on http://…` line, killed when dropped.
+//! - [`Api`]: a small client of the control-plane API.
+//! - [`StandIn`]: an OpenAI-compatible provider inside the test process that
+//!   records every request it receives.
+//!
+//! Nothing of kt is mocked: the tests run the real binary against a real
+//! database (SQLite, and PostgreSQL when a server answers).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+/// The binary under test.
+pub const KT: &str = env!("CARGO_BIN_EXE_kt");
+/// Longest wait for a process to print its `listening on` line, or for a
+/// one-shot command to finish.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for a request's event to show up in `GET /v1/events`.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Environment variable the gateway reads the stand-in's API key from.
+pub const UPSTREAM_KEY_VAR: &str = "KT_TEST_UPSTREAM_KEY";
+/// The upstream API key handed to gateways (the stand-in must receive it).
+pub const UPSTREAM_KEY: &str = "sk-standin-0123456789abcdef";
+
+/// What the stand-in answers to a non-streamed request.
+pub const STANDIN_CONTENT: &str = "Hello from the stand-in provider.";
+pub const STANDIN_PROMPT_TOKENS: i64 = 1234;
+pub const STANDIN_COMPLETION_TOKENS: i64 = 567;
+/// What the stand-in streams, piece by piece.
+pub const STREAM_PIECES: &[&str] = &["Streamed ", "hello ", "from ", "the ", "stand-in."];
+pub const STREAM_PROMPT_TOKENS: i64 = 321;
+pub const STREAM_COMPLETION_TOKENS: i64 = 45;
+/// Pause between two SSE frames of a streamed answer.
+pub const STREAM_FRAME_DELAY: Duration = Duration::from_millis(120);
+
+// ---------------------------------------------------------------------------
+// kt processes
+
+/// One kt installation: a database and a data directory shared by the kt
+/// processes of a test (as on one machine).
+pub struct Install {
+    pub db_url: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+/// A finished one-shot command.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Install {
+    pub fn new(db_url: &str) -> Install {
+        Install {
+            db_url: db_url.to_owned(),
+            data_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn data_path(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// A `kt` command with this installation's environment. Output is piped,
+    /// stdin is null, and the child is killed when the handle is dropped.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = kt_command(args);
+        cmd.env("KT_DATABASE_URL", &self.db_url)
+            .env("KT_DATA_DIR", self.data_dir.path())
+            .current_dir(self.data_dir.path());
+        cmd
+    }
+
+    /// Starts `kt serve` on a free port.
+    pub async fn serve(&self) -> KtProcess {
+        KtProcess::start(
+            self.command(&["serve", "--addr", "127.0.0.1:0"]),
+            "kt serve",
+        )
+        .await
+    }
+
+    /// Writes `config` to `<data dir>/<stem>.yaml` and returns the path.
+    pub fn write_config(&self, stem: &str, config: &str) -> PathBuf {
+        let path = self.data_dir.path().join(format!("{stem}.yaml"));
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    /// Starts `kt gateway run --policy-config CONFIG --listen 127.0.0.1:0
+    /// EXTRA…` with the stand-in's API key in its environment.
+    pub async fn gateway(&self, config: &Path, extra: &[&str]) -> KtProcess {
+        let config = config.to_str().unwrap();
+        let mut args = vec![
+            "gateway",
+            "run",
+            "--policy-config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = self.command(&args);
+        cmd.env(UPSTREAM_KEY_VAR, UPSTREAM_KEY);
+        KtProcess::start(cmd, "kt gateway").await
+    }
+
+    /// Runs a one-shot `kt` command to completion (60 s at most), feeding
+    /// `stdin` when given.
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run_command(self.command(args), stdin).await
+    }
+
+    /// `kt admin create-token --name NAME`: a new org-admin token.
+    pub async fn create_admin_token(&self, name: &str) -> String {
+        let out = self
+            .run(&["admin", "create-token", "--name", name], None)
+            .await;
+        assert!(
+            out.status.success(),
+            "`kt admin create-token` failed:\n{out}"
+        );
+        let lines: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "`kt admin create-token` must print the token alone on one line:\n{out}"
+        );
+        let token = lines[0].trim().to_owned();
+        assert!(
+            token.starts_with("kt_ak_") && token.len() > "kt_ak_".len() + 16,
+            "`kt admin create-token` printed `{token}`, expected a kt_ak_… token"
+        );
+        token
+    }
+}
+
+/// A `kt` command with a clean kt environment (no inherited `KT_*`).
+pub fn kt_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(KT);
+    cmd.args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("KT_TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
+        .env_remove("KT_API_URL")
+        .env_remove("KT_API_TOKEN")
+        .env_remove("KT_MASTER_KEY")
+        .env_remove("KT_DATABASE_URL")
+        .env_remove("KT_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs a prepared command to completion (60 s at most).
+pub async fn run_command(cmd: Command, stdin: Option<&str>) -> Output {
+    run_command_within(cmd, stdin, START_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a prepared command to completion; `Err` (with what it wrote to
+/// stderr) when it is still running after `limit`, in which case it is killed.
+pub async fn run_command_within(
+    mut cmd: Command,
+    stdin: Option<&str>,
+    limit: Duration,
+) -> Result<Output, String> {
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {KT}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        // The command may exit without reading: ignore a broken pipe.
+        let _ = pipe.write_all(input.as_bytes()).await;
+        drop(pipe);
+    }
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let out_task = tokio::spawn(collect_lines(child.stdout.take().unwrap(), stdout.clone()));
+    let err_task = tokio::spawn(collect_lines(child.stderr.take().unwrap(), stderr.clone()));
+    let status = match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            let _ = child.kill().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), err_task).await;
+            let text = stderr.lock().unwrap().clone();
+            return Err(format!(
+                "`kt` was still running after {limit:?}\n--- stderr ---\n{text}"
+            ));
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), out_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), err_task).await;
+    let stdout = stdout.lock().unwrap().clone();
+    let stderr = stderr.lock().unwrap().clone();
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// A running `kt serve` or `kt gateway run`.
+pub struct KtProcess {
+    /// `http://127.0.0.1:PORT`, as printed on the listening line.
+    pub url: String,
+    label: String,
+    child: tokio::process::Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl KtProcess {
+    /// Spawns `cmd` and waits (60 s at most) for the line
+    /// `<label>: listening on http://…` on its stdout. Panics with the
+    /// process's stderr when it exits or stays silent.
+    pub async fn start(mut cmd: Command, label: &str) -> KtProcess {
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {label} ({KT}): {e}"));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_task = tokio::spawn(collect_lines(child.stderr.take().unwrap(), stderr.clone()));
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let expected = format!("{label}: listening on ");
+        let waited = tokio::time::timeout(START_TIMEOUT, async {
+            let mut before = Vec::new();
+            loop {
+                match stdout.next_line().await {
+                    Ok(Some(line)) => {
+                        if let Some(pos) = line.find("listening on http://") {
+                            let url = line[pos + "listening on ".len()..].trim().to_owned();
+                            return Ok((line, url, before));
+                        }
+                        before.push(line);
+                    }
+                    Ok(None) => {
+                        return Err(format!(
+                            "its stdout closed without a `listening on` line (stdout: {before:?})"
+                        ));
+                    }
+                    Err(e) => return Err(format!("reading its stdout failed: {e}")),
+                }
+            }
+        })
+        .await;
+        let failure = match waited {
+            Ok(Ok((line, url, before))) => {
+                assert!(
+                    line.starts_with(&expected),
+                    "{label} printed `{line}`; expected the line `{expected}http://127.0.0.1:PORT`"
+                );
+                assert!(
+                    before.is_empty(),
+                    "{label} printed other lines on stdout before its listening line: {before:?}"
+                );
+                assert!(
+                    url.starts_with("http://127.0.0.1:")
+                        && url
+                            .rsplit(':')
+                            .next()
+                            .is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p != 0)),
+                    "{label} printed `{line}`: expected http://127.0.0.1:PORT with a real port"
+                );
+                // Keep draining stdout so the process never blocks on it.
+                let rest = stderr.clone();
+                tokio::spawn(async move {
+                    while let Ok(Some(line)) = stdout.next_line().await {
+                        rest.lock().unwrap().push_str(&format!("[stdout] {line}\n"));
+                    }
+                });
+                return KtProcess {
+                    url,
+                    label: label.to_owned(),
+                    child,
+                    stderr,
+                };
+            }
+            Ok(Err(why)) => why,
+            Err(_) => format!("it printed no `listening on` line within {START_TIMEOUT:?}"),
+        };
+        let _ = child.start_kill();
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
+        let status = match status {
+            Ok(Ok(s)) => s.to_string(),
+            _ => "unknown".to_owned(),
+        };
+        let text = stderr.lock().unwrap().clone();
+        panic!("{label} did not start: {failure}; {status}\n--- {label} stderr ---\n{text}");
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the process to exit.
+    pub async fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let pid = self
+            .child
+            .id()
+            .unwrap_or_else(|| panic!("{} has already exited", self.label));
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!(
+                "{} did not exit within {limit:?} of SIGTERM\n--- stderr ---\n{}",
+                self.label,
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for KtProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = self.stderr();
+            let tail_start = text.char_indices().rev().nth(12_000).map_or(0, |(i, _)| i);
+            eprintln!(
+                "--- {} ({}) stderr (tail) ---\n{}\n--- end of {} stderr ---",
+                self.label,
+                self.url,
+                &text[tail_start..],
+                self.label
+            );
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn collect_lines(pipe: impl AsyncRead + Unpin, into: Arc<Mutex<String>>) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut buf = into.lock().unwrap();
+        buf.push_str(&line);
+        buf.push('\n');
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Control-plane API client
+
+/// A response: status and JSON body (a non-JSON body becomes a JSON string).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The `data` list of a list answer (panics with the body otherwise).
+    pub fn data(&self) -> Vec<Value> {
+        self.body
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "expected {{\"data\": [...]}}, got {}: {}",
+                    self.status, self.body
+                )
+            })
+    }
+
+    /// Asserts the shared error shape `{"error": {"code", "message"}}`.
+    pub fn assert_error_shape(&self, what: &str) {
+        let err = self.body.get("error");
+        assert!(
+            err.and_then(|e| e.get("code"))
+                .is_some_and(Value::is_string)
+                && err
+                    .and_then(|e| e.get("message"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| !m.is_empty()),
+            "{what}: expected an error body {{\"error\": {{\"code\", \"message\"}}}}, got {}: {}",
+            self.status,
+            self.body
+        );
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}", self.status, self.body)
+    }
+}
+
+/// A client of `kt serve`'s API, with a bearer token (or none).
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, token: Option<&str>) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.map(str::to_owned),
+            http: http_client(),
+        }
+    }
+
+    pub fn with_token(&self, token: Option<&str>) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: token.map(str::to_owned),
+            http: self.http.clone(),
+        }
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        let rb = self.auth(self.http.get(format!("{}{path}", self.base)));
+        Reply::read(rb.send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        let rb = self.auth(self.http.post(format!("{}{path}", self.base)).json(body));
+        Reply::read(rb.send().await.unwrap()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        let rb = self.auth(self.http.delete(format!("{}{path}", self.base)));
+        Reply::read(rb.send().await.unwrap()).await
+    }
+
+    /// `POST /v1/teams`, expecting 201; returns the team.
+    pub async fn create_team(&self, name: &str, slug: &str) -> Value {
+        let r = self
+            .post("/v1/teams", &json!({"name": name, "slug": slug}))
+            .await;
+        assert_eq!(r.status, 201, "POST /v1/teams {slug}: {r}");
+        assert!(
+            r.body["id"].as_str().is_some_and(|s| !s.is_empty()),
+            "POST /v1/teams: no id in {r}"
+        );
+        assert_eq!(r.body["slug"], slug, "POST /v1/teams: {r}");
+        assert_eq!(r.body["name"], name, "POST /v1/teams: {r}");
+        r.body
+    }
+
+    /// `POST /v1/tokens`, expecting 201; returns the created token (with
+    /// its secret in `token`).
+    pub async fn create_token(&self, name: &str, token_type: &str, team_id: Option<&str>) -> Value {
+        let r = self
+            .post(
+                "/v1/tokens",
+                &json!({"name": name, "token_type": token_type, "team_id": team_id}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "POST /v1/tokens ({token_type}): {r}");
+        let secret = r.body["token"].as_str().unwrap_or_default();
+        let expected_prefix = if token_type == "gateway" {
+            "kt_gk_"
+        } else {
+            "kt_ak_"
+        };
+        assert!(
+            secret.starts_with(expected_prefix),
+            "POST /v1/tokens ({token_type}): expected a {expected_prefix}… token, got {r}"
+        );
+        assert!(
+            r.body["id"].as_str().is_some_and(|s| !s.is_empty()),
+            "POST /v1/tokens: no id in {r}"
+        );
+        assert_eq!(r.body["token_type"], token_type, "POST /v1/tokens: {r}");
+        r.body
+    }
+
+    /// `GET /v1/events?QUERY`, expecting 200; the events.
+    pub async fn events(&self, query: &str) -> Vec<Value> {
+        let r = self.get(&format!("/v1/events?{query}")).await;
+        assert_eq!(r.status, 200, "GET /v1/events?{query}: {r}");
+        r.data()
+    }
+
+    /// Polls `GET /v1/events?QUERY` until `done` holds (5 s at most).
+    pub async fn wait_for_events(
+        &self,
+        query: &str,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let events = self.events(query).await;
+            if done(events.as_slice()) {
+                return events;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {EVENT_TIMEOUT:?} for {what} in GET /v1/events?{query}; last answer:\n{}",
+                    serde_json::to_string_pretty(&events).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// `POST {gateway}/v1/chat/completions` with `key` as bearer (if any).
+pub async fn chat(gateway: &str, key: Option<&str>, body: &Value) -> Reply {
+    let mut rb = http_client()
+        .post(format!("{gateway}/v1/chat/completions"))
+        .json(body);
+    if let Some(key) = key {
+        rb = rb.bearer_auth(key);
+    }
+    Reply::read(rb.send().await.unwrap()).await
+}
+
+/// A minimal OpenAI chat request.
+pub fn chat_body(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Parses an RFC 3339 time.
+pub fn parse_rfc3339(s: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("`{s}` is not an RFC 3339 time: {e}"))
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Stand-in OpenAI provider
+
+/// One request the stand-in received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// An OpenAI-compatible provider on 127.0.0.1, answering
+/// `POST /v1/chat/completions` (JSON, or SSE for `"stream": true`) and
+/// recording every request.
+pub struct StandIn {
+    /// `http://127.0.0.1:PORT/v1`: the `base_url` to put in a target.
+    pub base_url: String,
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StandIn {
+    pub async fn start() -> StandIn {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(standin_chat))
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        StandIn {
+            base_url: format!("http://{addr}/v1"),
+            addr,
+            received,
+            task,
+        }
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn standin_chat(
+    State(received): State<Arc<Mutex<Vec<Recorded>>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    received.lock().unwrap().push(Recorded {
+        path: "/v1/chat/completions".to_owned(),
+        headers,
+        body: parsed.clone().unwrap_or(Value::Null),
+    });
+    let Some(request) = parsed else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"message": "stand-in: body is not JSON", "type": "invalid_request_error"}})),
+        )
+            .into_response();
+    };
+    let model = request["model"].as_str().unwrap_or("unknown").to_owned();
+    if request["stream"] == Value::Bool(true) {
+        let include_usage = request["stream_options"]["include_usage"] == Value::Bool(true);
+        return stream_answer(&model, include_usage);
+    }
+    axum::Json(json!({
+        "id": "chatcmpl-standin",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": STANDIN_CONTENT},
+            "finish_reason": "stop"
+        }],
+        "usage": {
+            "prompt_tokens": STANDIN_PROMPT_TOKENS,
+            "completion_tokens": STANDIN_COMPLETION_TOKENS,
+            "total_tokens": STANDIN_PROMPT_TOKENS + STANDIN_COMPLETION_TOKENS
+        }
+    }))
+    .into_response()
+}
+
+/// An SSE answer sent frame by frame with a pause between frames, the way
+/// OpenAI streams: usage comes in a final chunk only when asked for.
+fn stream_answer(model: &str, include_usage: bool) -> Response {
+    let chunk = |delta: Value, finish: Value| {
+        let mut c = json!({
+            "id": "chatcmpl-standin-stream",
+            "object": "chat.completion.chunk",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+        });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    };
+    let mut frames = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for piece in STREAM_PIECES {
+        frames.push(chunk(json!({"content": piece}), Value::Null));
+    }
+    frames.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        frames.push(json!({
+            "id": "chatcmpl-standin-stream",
+            "object": "chat.completion.chunk",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": STREAM_PROMPT_TOKENS,
+                "completion_tokens": STREAM_COMPLETION_TOKENS,
+                "total_tokens": STREAM_PROMPT_TOKENS + STREAM_COMPLETION_TOKENS
+            }
+        }));
+    }
+    let mut texts: Vec<String> = frames.iter().map(|f| format!("data: {f}\n\n")).collect();
+    texts.push("data: [DONE]\n\n".to_owned());
+    let stream =
+        futures::stream::iter(texts.into_iter().enumerate()).then(|(i, text)| async move {
+            if i > 0 {
+                tokio::time::sleep(STREAM_FRAME_DELAY).await;
+            }
+            Ok::<_, std::io::Error>(text)
+        });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// Concatenates the `delta.content` of every `data:` frame of an SSE body.
+pub fn sse_content(body: &str) -> String {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}

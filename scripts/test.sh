@@ -32,7 +32,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 say "Rust tests (SQLite and PostgreSQL)"
 set +e
-cargo test 2>cargo test --all-targets 2>&11 | tee "$log"
+cargo test 2>&1 | tee "$log"
 rust_status=${PIPESTATUS[0]}
 set -e
 rust_passed=$(awk '/^test result:/ {s += $4} END {print s+0}' "$log")

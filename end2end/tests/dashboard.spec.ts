@@ -68,7 +68,8 @@ test('the requests chart carries its numbers in data-option and in a data table'
     .map((c) => c.trim())
     .filter((c) => /^\$?\d[\d,]*(\.\d+)?$/.test(c))
     .map((c) => Number(c.replace(/[$,]/g, '')));
-  for (const v of values) {
+  // The table lists the periods with traffic; the chart also draws the empty ones (zeros).
+  for (const v of values.filter((v) => v !== 0)) {
     expect(
       tableNumbers.some((t) => Math.abs(t - v) <= 1e-6 + Math.abs(v) * 0.005),
       `chart value ${v} appears in table.kt-chart-data (numeric cells: ${JSON.stringify(tableNumbers)})`,

@@ -19,13 +19,22 @@ pub enum GatewayError {
         message: String,
     },
     #[error("{message}")]
+    EscalationRequired {
+        policy: String,
+        reason: String,
+        message: String,
+    },
+    #[error("{message}")]
     BudgetExceeded { policy: String, message: String },
-    #[error("rate limit of {limit} requests per minute reached; retry in {retry_after_secs}s")]
+    #[error("rate limit of {limit} {unit} per minute reached; retry in {retry_after_secs}s")]
     RateLimited {
         policy: String,
         limit: u32,
+        unit: &'static str,
         retry_after_secs: u64,
     },
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     BadRequest(String),
     #[error(
@@ -43,12 +52,15 @@ impl GatewayError {
         match self {
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             GatewayError::WrongTeam => StatusCode::FORBIDDEN,
-            GatewayError::PolicyViolation { .. } => StatusCode::CONFLICT,
+            GatewayError::PolicyViolation { .. } | GatewayError::EscalationRequired { .. } => {
+                StatusCode::CONFLICT
+            }
             GatewayError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::BadRequest(_) | GatewayError::NoRoute(_) => StatusCode::BAD_REQUEST,
             GatewayError::Upstream(_) => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -58,12 +70,14 @@ impl GatewayError {
             GatewayError::Unauthorized(_) => ("authentication_error", "invalid_api_key"),
             GatewayError::WrongTeam => ("permission_error", "team_not_served"),
             GatewayError::PolicyViolation { .. } => ("policy_violation", "input_blocked"),
+            GatewayError::EscalationRequired { .. } => ("policy_violation", "escalation_required"),
             GatewayError::BudgetExceeded { .. } => ("budget_exceeded", "budget_exceeded"),
             GatewayError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             GatewayError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
             GatewayError::NoRoute(_) => ("invalid_request_error", "model_not_routed"),
             GatewayError::Upstream(_) => ("upstream_error", "upstream_failed"),
             GatewayError::UpstreamTimeout => ("upstream_error", "upstream_timeout"),
+            GatewayError::Unavailable(_) => ("service_unavailable", "unavailable"),
         }
     }
 
@@ -71,6 +85,7 @@ impl GatewayError {
     pub fn policy(&self) -> Option<&str> {
         match self {
             GatewayError::PolicyViolation { policy, .. }
+            | GatewayError::EscalationRequired { policy, .. }
             | GatewayError::BudgetExceeded { policy, .. }
             | GatewayError::RateLimited { policy, .. } => Some(policy),
             _ => None,
@@ -81,6 +96,7 @@ impl GatewayError {
     pub fn verdict_and_reason(&self) -> (&'static str, String) {
         match self {
             GatewayError::PolicyViolation { reason, .. } => ("block", reason.clone()),
+            GatewayError::EscalationRequired { reason, .. } => ("escalate", reason.clone()),
             GatewayError::BudgetExceeded { .. } => ("block", "budget_exceeded".to_owned()),
             GatewayError::RateLimited { .. } => ("block", "rate_limited".to_owned()),
             other => ("error", other.kind().1.to_owned()),

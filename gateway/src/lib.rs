@@ -6,6 +6,7 @@
 //! [`spool`], which batches events into the shared database. Nothing on this
 //! path waits on the database in the common case.
 
+pub mod budget;
 pub mod error;
 pub mod keys;
 pub mod limiter;
@@ -31,6 +32,7 @@ use policy::{PolicyConfig, Target};
 use serde_json::json;
 use store::Db;
 
+use crate::budget::Budgets;
 use crate::keys::KeyCache;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
@@ -71,6 +73,7 @@ pub struct Gateway {
     pub spool: Spool,
     pub metrics: Metrics,
     pub limiter: RateLimiter,
+    pub budgets: Arc<Budgets>,
     providers: Vec<(Target, Provider)>,
     db: Db,
     started: Instant,
@@ -145,6 +148,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         spool,
         metrics: Metrics::default(),
         limiter: RateLimiter::default(),
+        budgets: Arc::new(Budgets::new(db.clone())),
         providers,
         db,
         started: Instant::now(),
@@ -168,6 +172,7 @@ impl Running {
         let background = [
             tokio::spawn(gw.keys.clone().refresh_forever()),
             tokio::spawn(heartbeat(gw.db.clone(), gw.gateway_id.clone())),
+            tokio::spawn(gw.budgets.clone().refresh_forever()),
         ];
         let app = router(gw.clone());
         let served = axum::serve(self.listener, app)

@@ -112,6 +112,15 @@ impl Draft {
                 .get_or_create(&TokenLabels { direction })
                 .inc_by(u64::try_from(n).unwrap_or(0));
         }
+        if let Some(key) = &self.key {
+            gw.budgets.record(&key.team_id, cost);
+            let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+            gw.limiter.record_tokens(
+                &key.team_id,
+                u64::try_from(tokens).unwrap_or(0),
+                Instant::now(),
+            );
+        }
         let (target, kind) = self
             .target
             .map_or((None, None), |(t, k)| (Some(t), Some(k.to_owned())));
@@ -135,6 +144,7 @@ impl Draft {
             upstream_status: Some(i64::from(status.as_u16())),
             streamed: self.streamed,
             demo: self.demo,
+            pii_entities: None,
         }
     }
 }
@@ -232,55 +242,8 @@ async fn prepare_and_send(
     };
     draft.streamed = stream;
 
-    let decision = {
-        let messages = body.get("messages").and_then(Value::as_array);
-        let texts = messages
-            .into_iter()
-            .flatten()
-            .flat_map(message_texts)
-            .collect();
-        gw.config.evaluate_request(&RequestFacts {
-            model: &model,
-            texts,
-        })
-    };
-    draft.policy.clone_from(&decision.policy);
-    draft.reason.clone_from(&decision.reason);
-    match decision.verdict {
-        Verdict::Block | Verdict::Escalate => {
-            let policy = decision.policy.unwrap_or_default();
-            let reason = decision.reason.unwrap_or_default();
-            let message = format!("request blocked by policy `{policy}` ({reason})");
-            return Err(GatewayError::PolicyViolation {
-                policy,
-                reason,
-                message,
-            });
-        }
-        Verdict::Redact => {
-            if let Some(mut redactor) = gw.config.redactor() {
-                map_message_texts(&mut body, |t| redactor.redact(t));
-            }
-            draft.verdict = "redact";
-        }
-        Verdict::Warn => draft.verdict = "warn",
-        Verdict::Allow => {}
-    }
-
-    if let Some((limit, _, policy, action)) = gw.config.rate_limit()
-        && let Err(wait) = gw.limiter.admit(&key.team_id, limit, Instant::now())
-    {
-        if action == policy::Action::Block {
-            return Err(GatewayError::RateLimited {
-                policy: policy.to_owned(),
-                limit,
-                retry_after_secs: wait.as_secs().max(1),
-            });
-        }
-        draft.verdict = "warn";
-        draft.policy = Some(policy.to_owned());
-        draft.reason = Some("rate_limited".to_owned());
-    }
+    apply_policies(gw, &model, &mut body, draft)?;
+    enforce_limits(gw, &key, draft).await?;
 
     let (target, provider) = gw
         .route(&model)
@@ -288,6 +251,126 @@ async fn prepare_and_send(
     draft.target = Some((target.id.clone(), target.kind.as_str()));
     draft.demo = provider.is_demo();
     provider.chat(&gw.http, body, stream).await
+}
+
+/// Evaluates the content policies (PII, model filter) in the order written.
+/// Fails closed: if evaluation itself fails, the request is blocked.
+fn apply_policies(
+    gw: &Gateway,
+    model: &str,
+    body: &mut Value,
+    draft: &mut Draft,
+) -> Result<(), GatewayError> {
+    let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let messages = body.get("messages").and_then(Value::as_array);
+        let texts = messages
+            .into_iter()
+            .flatten()
+            .flat_map(message_texts)
+            .collect();
+        gw.config.evaluate_request(&RequestFacts { model, texts })
+    }));
+    let decision = evaluated.map_err(|_| {
+        tracing::error!("policy evaluation failed; blocking the request (fail closed)");
+        GatewayError::PolicyViolation {
+            policy: "policy-engine".to_owned(),
+            reason: "detector_error".to_owned(),
+            message: "the request could not be checked against the team's policies, so it was blocked; retry, and tell your platform team if it persists".to_owned(),
+        }
+    })?;
+    draft.policy.clone_from(&decision.policy);
+    draft.reason.clone_from(&decision.reason);
+    let policy = decision.policy.unwrap_or_default();
+    let reason = decision.reason.unwrap_or_default();
+    match decision.verdict {
+        Verdict::Block => Err(GatewayError::PolicyViolation {
+            message: format!("request blocked by policy `{policy}` ({reason})"),
+            policy,
+            reason,
+        }),
+        Verdict::Escalate => Err(GatewayError::EscalationRequired {
+            message: format!(
+                "request held by policy `{policy}` ({reason}): it needs a reviewer's approval"
+            ),
+            policy,
+            reason,
+        }),
+        Verdict::Redact => {
+            if let Some(mut redactor) = gw.config.redactor() {
+                map_message_texts(body, |t| redactor.redact(t));
+            }
+            draft.verdict = "redact";
+            Ok(())
+        }
+        Verdict::Warn => {
+            draft.verdict = "warn";
+            Ok(())
+        }
+        Verdict::Allow => Ok(()),
+    }
+}
+
+/// Rate limits (requests and tokens per minute) and the monthly cost cap.
+/// `warn` policies record and let the request through.
+async fn enforce_limits(
+    gw: &Gateway,
+    key: &KeyInfo,
+    draft: &mut Draft,
+) -> Result<(), GatewayError> {
+    let warn = |draft: &mut Draft, policy: &str, reason: &str| {
+        draft.verdict = "warn";
+        draft.policy = Some(policy.to_owned());
+        draft.reason = Some(reason.to_owned());
+    };
+    let now = Instant::now();
+    if let Some((rpm, tpm, policy, action)) = gw.config.rate_limit() {
+        let limited = gw
+            .limiter
+            .admit(&key.team_id, rpm, now)
+            .map_err(|wait| (rpm, "requests", wait))
+            .and_then(|()| match tpm {
+                Some(tpm) => gw
+                    .limiter
+                    .check_tokens(&key.team_id, tpm, now)
+                    .map_err(|wait| (tpm, "tokens", wait)),
+                None => Ok(()),
+            });
+        if let Err((limit, unit, wait)) = limited {
+            if action != policy::Action::Block {
+                warn(draft, policy, "rate_limited");
+            } else {
+                return Err(GatewayError::RateLimited {
+                    policy: policy.to_owned(),
+                    limit,
+                    unit,
+                    retry_after_secs: wait.as_secs().max(1),
+                });
+            }
+        }
+    }
+    if let Some((limit_usd, policy, action)) = gw.config.cost_limit() {
+        let spent = gw.budgets.spent(&key.team_id, store::now_ms()).await.map_err(|err| {
+            tracing::error!(error = %err, "reading the team's spend failed; refusing the request");
+            GatewayError::Unavailable(
+                "the team's budget cannot be checked right now (database unavailable); retry shortly".to_owned(),
+            )
+        })?;
+        let limit_micros = (limit_usd * 1_000_000.0).round() as i64;
+        if spent >= limit_micros {
+            if action != policy::Action::Block {
+                warn(draft, policy, "budget_exceeded");
+            } else {
+                return Err(GatewayError::BudgetExceeded {
+                    policy: policy.to_owned(),
+                    message: format!(
+                        "the team's monthly budget of ${limit_usd:.2} is used up (policy `{policy}`; spent ${:.2} this month); it resets on the 1st (UTC)",
+                        spent as f64 / 1_000_000.0
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {

@@ -34,6 +34,8 @@ pub struct EventRow {
     pub streamed: bool,
     /// Served by the built-in demo provider.
     pub demo: bool,
+    /// PII entity types found (comma-separated names, never values).
+    pub pii_entities: Option<String>,
 }
 
 /// Filters of `GET /v1/events` (the team filter comes from the scope).
@@ -58,7 +60,7 @@ pub struct Totals {
 
 const COLUMNS: &str = "event_id, created_at, gateway_id, gateway_name, team_id, token_id, model, \
     provider_target, provider_kind, verdict, reason, policy, input_tokens, output_tokens, \
-    cost_micros, latency_ms, upstream_status, streamed, demo";
+    cost_micros, latency_ms, upstream_status, streamed, demo, pii_entities";
 
 /// Appends a batch of events and folds them into the hourly rollup, in one
 /// transaction (so totals and events never disagree).
@@ -68,7 +70,7 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
     }
     let insert = format!(
         "insert into event ({COLUMNS}) values \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
          on conflict (event_id) do nothing"
     );
     let rollup = "insert into event_rollup_hour \
@@ -103,6 +105,7 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
                 .bind(e.upstream_status)
                 .bind(e.streamed)
                 .bind(e.demo)
+                .bind(&e.pii_entities)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -168,6 +171,23 @@ pub(crate) async fn totals(db: &Db, scope_team: Option<&str>, since_ms: i64) -> 
     let from = since_ms - since_ms.rem_euclid(HOUR_MS);
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, Totals>(sql).bind(scope_team).bind(from).fetch_one(pool).await
+    })?)
+}
+
+/// A team's spend since `since_ms` (rounded down to the hour), from the
+/// rollup: what budgets are checked against. Not tenant data exposed to a
+/// caller, so it takes the team id directly.
+pub async fn team_spend_since(db: &Db, team_id: &str, since_ms: i64) -> Result<i64> {
+    let from = since_ms - since_ms.rem_euclid(HOUR_MS);
+    Ok(with_pool!(db, pool => {
+        sqlx::query_scalar::<_, i64>(
+            "select cast(coalesce(sum(cost_micros), 0) as bigint) from event_rollup_hour \
+             where team_id = $1 and bucket_start >= $2",
+        )
+        .bind(team_id)
+        .bind(from)
+        .fetch_one(pool)
+        .await
     })?)
 }
 

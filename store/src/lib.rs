@@ -196,6 +196,17 @@ pub fn now_ms() -> i64 {
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// The start (unix milliseconds) of the calendar month, in UTC, that
+/// contains `ms`: budgets are per calendar month.
+pub fn month_start_ms(ms: i64) -> i64 {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+        return 0;
+    };
+    let first = t.date().replace_day(1).unwrap_or(t.date());
+    let start = first.midnight().assume_utc();
+    i64::try_from(start.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
 /// Formats unix milliseconds as RFC 3339 (UTC).
 pub fn format_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -237,6 +248,16 @@ mod tests {
             "postgres://kt:***@db:5432/kt"
         );
         assert_eq!(redact_url("sqlite://.kt/kt.db"), "sqlite://.kt/kt.db");
+    }
+
+    #[test]
+    fn month_starts_in_utc() {
+        // 2023-11-14T22:13:20Z → 2023-11-01T00:00:00Z
+        assert_eq!(
+            format_ms(month_start_ms(1_700_000_000_123)),
+            "2023-11-01T00:00:00Z"
+        );
+        assert_eq!(month_start_ms(0), 0);
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn event(id: &str, team: &str, at: i64, verdict: &str, cost: i64) -> EventRow {
         upstream_status: Some(200),
         streamed: false,
         demo: false,
+        pii_entities: None,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct EventResponse {
     pub upstream_status: Option<i64>,
     pub streamed: bool,
     pub demo: bool,
+    /// PII entity types a policy found (never the values).
+    pub pii_entities: Vec<String>,
 }
 
 impl From<EventRow> for EventResponse {
@@ -72,6 +74,14 @@ impl From<EventRow> for EventResponse {
             upstream_status: e.upstream_status,
             streamed: e.streamed,
             demo: e.demo,
+            pii_entities: e
+                .pii_entities
+                .as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }

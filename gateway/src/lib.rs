@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pricing;
 pub mod providers;
 pub mod proxy;
+pub mod rewrite;
 pub mod spool;
 pub mod usage;
 

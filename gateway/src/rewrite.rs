@@ -1,0 +1,220 @@
+//! Rewriting the assistant's text in an answer, for policies that act on
+//! responses: restoring redaction markers (`restore: true`) and redacting PII
+//! the model wrote (`scan_responses: true`).
+//!
+//! Non-streamed answers are rewritten whole. Streamed answers are rewritten
+//! event by event: a [`TextFilter`] per choice may hold back the end of a
+//! delta (a marker or a value split across chunks) and releases it with the
+//! next delta or when the choice finishes, so nothing is lost or leaked at
+//! chunk boundaries.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+/// Transforms a text that arrives in pieces.
+pub trait TextFilter: Send {
+    /// Takes the next piece; returns what can be emitted now.
+    fn push(&mut self, piece: &str) -> String;
+    /// The stream of this text ended: returns whatever was held back.
+    fn finish(&mut self) -> String;
+}
+
+/// Builds one filter per choice of an answer.
+pub type FilterFactory = Box<dyn Fn() -> Box<dyn TextFilter> + Send + Sync>;
+
+/// Rewrites `choices[].message.content` of a complete OpenAI-format answer.
+/// Returns `None` when the body is not such an answer (it is then relayed as is).
+pub fn rewrite_complete(body: &[u8], make: &FilterFactory) -> Option<Bytes> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    let choices = value.get_mut("choices")?.as_array_mut()?;
+    for choice in choices {
+        if let Some(Value::String(content)) = choice.pointer_mut("/message/content") {
+            let mut filter = make();
+            let mut out = filter.push(content);
+            out.push_str(&filter.finish());
+            *content = out;
+        }
+    }
+    serde_json::to_vec(&value).ok().map(Bytes::from)
+}
+
+/// Most bytes buffered while waiting for the end of one SSE event.
+const MAX_EVENT: usize = 4 << 20;
+
+/// Rewrites an OpenAI-format SSE stream event by event.
+pub struct SseRewriter {
+    make: FilterFactory,
+    filters: HashMap<u64, Box<dyn TextFilter>>,
+    buf: Vec<u8>,
+}
+
+impl SseRewriter {
+    pub fn new(make: FilterFactory) -> Self {
+        SseRewriter {
+            make,
+            filters: HashMap::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Takes the next chunk of the upstream stream; returns the rewritten
+    /// complete events it finished (possibly empty).
+    pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some(end) = find_event_end(&self.buf) {
+            let event: Vec<u8> = self.buf.drain(..end).collect();
+            self.rewrite_event(&event, &mut out);
+        }
+        if self.buf.len() > MAX_EVENT {
+            // Not SSE as we know it: stop interpreting, relay as is.
+            out.append(&mut self.buf);
+        }
+        Bytes::from(out)
+    }
+
+    /// The upstream stream ended: returns what is left (a trailing partial
+    /// event, as is).
+    pub fn finish(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.buf))
+    }
+
+    fn rewrite_event(&mut self, event: &[u8], out: &mut Vec<u8>) {
+        let text = String::from_utf8_lossy(event);
+        let mut rewritten = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            let bare = line.trim_end_matches(['\r', '\n']);
+            match bare.strip_prefix("data:").map(str::trim_start) {
+                Some(data) if data != "[DONE]" => match self.rewrite_data(data) {
+                    Some(new) => {
+                        rewritten.push_str("data: ");
+                        rewritten.push_str(&new);
+                        rewritten.push_str(&line[bare.len()..]);
+                    }
+                    None => rewritten.push_str(line),
+                },
+                _ => rewritten.push_str(line),
+            }
+        }
+        out.extend_from_slice(rewritten.as_bytes());
+    }
+
+    fn rewrite_data(&mut self, data: &str) -> Option<String> {
+        let mut value: Value = serde_json::from_str(data).ok()?;
+        let choices = value.get_mut("choices")?.as_array_mut()?;
+        for choice in choices {
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
+            let filter = self.filters.entry(index).or_insert_with(|| (self.make)());
+            let piece = match choice.pointer("/delta/content") {
+                Some(Value::String(s)) => Some(filter.push(s)),
+                _ => None,
+            };
+            let held = if finished {
+                filter.finish()
+            } else {
+                String::new()
+            };
+            if piece.is_some() || !held.is_empty() {
+                let mut text = piece.unwrap_or_default();
+                text.push_str(&held);
+                if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
+                    delta.insert("content".to_owned(), Value::String(text));
+                }
+            }
+        }
+        serde_json::to_string(&value).ok()
+    }
+}
+
+/// End (exclusive) of the first complete SSE event in `buf`: the blank line
+/// after it (`\n\n` or `\r\n\r\n`).
+fn find_event_end(buf: &[u8]) -> Option<usize> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upper-cases text and holds back a trailing partial word, like a filter
+    /// that must see whole values would.
+    struct Upper {
+        held: String,
+    }
+
+    impl TextFilter for Upper {
+        fn push(&mut self, piece: &str) -> String {
+            self.held.push_str(piece);
+            let cut = self.held.rfind(' ').map_or(0, |i| i + 1);
+            let out = self.held[..cut].to_uppercase();
+            self.held.drain(..cut);
+            out
+        }
+        fn finish(&mut self) -> String {
+            std::mem::take(&mut self.held).to_uppercase()
+        }
+    }
+
+    fn factory() -> FilterFactory {
+        Box::new(|| {
+            Box::new(Upper {
+                held: String::new(),
+            })
+        })
+    }
+
+    fn delta(content: &str, finish: Option<&str>) -> String {
+        let v = serde_json::json!({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]});
+        format!("data: {v}\n\n")
+    }
+
+    #[test]
+    fn rewrites_streams_across_any_chunking_without_losing_text() {
+        let stream = [
+            delta("hel", None),
+            delta("lo wor", None),
+            delta("ld", Some("stop")),
+        ]
+        .concat()
+            + "data: [DONE]\n\n";
+        for size in [1, 3, 10, stream.len()] {
+            let mut rw = SseRewriter::new(factory());
+            let mut out = Vec::new();
+            for chunk in stream.as_bytes().chunks(size) {
+                out.extend_from_slice(&rw.feed(chunk));
+            }
+            out.extend_from_slice(&rw.finish());
+            let out = String::from_utf8(out).unwrap();
+            let text: String = out
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter_map(|v| {
+                    v["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect();
+            assert_eq!(text, "HELLO WORLD", "chunk size {size}");
+            assert!(out.ends_with("data: [DONE]\n\n"));
+        }
+    }
+
+    #[test]
+    fn rewrites_complete_answers_and_leaves_other_bodies_alone() {
+        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hi there"}}],"usage":{"prompt_tokens":1}}"#;
+        let out = rewrite_complete(body, &factory()).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "HI THERE");
+        assert_eq!(v["usage"]["prompt_tokens"], 1);
+        assert!(rewrite_complete(b"not json", &factory()).is_none());
+    }
+}

@@ -16,9 +16,9 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// A policy config file; repeat for several.
+    /// A policy config file or a glob (`'configs/teams/*.yaml'`); repeat for several.
     #[arg(long = "file", required = true)]
-    pub files: Vec<PathBuf>,
+    pub files: Vec<String>,
     /// Machine-readable output on stdout.
     #[arg(long)]
     pub json: bool,
@@ -41,11 +41,41 @@ pub fn load(
     Ok((src, config))
 }
 
+/// Expands `--file` arguments: globs to the files they match (sorted), plain
+/// paths as they are. A glob that matches nothing is an error.
+fn expand(patterns: &[String]) -> Result<Vec<PathBuf>, Failure> {
+    let mut files = Vec::new();
+    for pattern in patterns {
+        if !pattern.contains(['*', '?', '[']) {
+            files.push(PathBuf::from(pattern));
+            continue;
+        }
+        let matches = glob::glob(pattern).map_err(|e| {
+            Failure::Invalid(format!(
+                "error: --file `{pattern}` is not a valid glob: {e}"
+            ))
+        })?;
+        let mut found: Vec<PathBuf> = matches
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        if found.is_empty() {
+            return Err(Failure::Invalid(format!(
+                "error: --file `{pattern}` matches no file"
+            )));
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
 pub fn run(args: &LintArgs) -> Result<(), Failure> {
+    let files = expand(&args.files)?;
     let mut failed = 0usize;
     let mut reports = Vec::new();
     let mut text = String::new();
-    for file in &args.files {
+    for file in &files {
         let name = file.display().to_string();
         match load(file) {
             Ok(_) => {

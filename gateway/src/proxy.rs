@@ -21,6 +21,7 @@ use crate::error::GatewayError;
 use crate::keys::{KeyInfo, Lookup};
 use crate::metrics::{RequestLabels, TokenLabels};
 use crate::providers::{Answer, ByteStream};
+use crate::rewrite::{FilterFactory, SseRewriter};
 use crate::usage::{SseUsage, Usage};
 
 /// The text parts of one chat message (`content` as a string, or as a list of
@@ -68,6 +69,10 @@ struct Draft {
     verdict: &'static str,
     reason: Option<String>,
     policy: Option<String>,
+    /// The client asked for usage in streams (`stream_options.include_usage`).
+    client_wants_usage: bool,
+    /// Rewrites the answer's text (restore markers, redact PII), if a policy asks.
+    answer_filter: Option<Arc<FilterFactory>>,
 }
 
 impl Draft {
@@ -82,6 +87,8 @@ impl Draft {
             verdict: "allow",
             reason: None,
             policy: None,
+            client_wants_usage: false,
+            answer_filter: None,
         }
     }
 
@@ -241,6 +248,8 @@ async fn prepare_and_send(
         }
     };
     draft.streamed = stream;
+    draft.client_wants_usage =
+        body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
 
     apply_policies(gw, &model, &mut body, draft)?;
     enforce_limits(gw, &key, draft).await?;
@@ -385,6 +394,10 @@ fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
             } else {
                 "error"
             };
+            let body = match (&draft.answer_filter, status.is_success()) {
+                (Some(make), true) => crate::rewrite::rewrite_complete(&body, make).unwrap_or(body),
+                _ => body,
+            };
             let event = draft.finish(&gw, status, usage, verdict);
             gw.spool.record(event);
             let mut response = (status, body).into_response();
@@ -395,9 +408,13 @@ fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
             response
         }
         Answer::Stream { status, body } => {
+            let rewriter = (draft.answer_filter.is_some() || !draft.client_wants_usage)
+                .then(|| SseRewriter::new(draft.answer_filter.clone(), !draft.client_wants_usage));
             let metered = Metered {
                 inner: body,
                 sse: SseUsage::default(),
+                rewriter,
+                ended: false,
                 pending: Some((gw, draft, status)),
             };
             let mut response = Response::new(Body::from_stream(metered));
@@ -413,12 +430,15 @@ fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
     }
 }
 
-/// Relays a provider's SSE stream unchanged, chunk by chunk, while reading
-/// the usage from it; records the event when the stream ends or the client
-/// goes away (drop), whichever comes first.
+/// Relays a provider's SSE stream chunk by chunk — unchanged, or through a
+/// [`SseRewriter`] when the answer must be rewritten — while reading the
+/// usage from the original bytes; records the event when the stream ends or
+/// the client goes away (drop), whichever comes first.
 struct Metered {
     inner: ByteStream,
     sse: SseUsage,
+    rewriter: Option<SseRewriter>,
+    ended: bool,
     pending: Option<(Arc<Gateway>, Draft, StatusCode)>,
 }
 
@@ -437,14 +457,39 @@ impl Stream for Metered {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(chunk))) => self.sse.feed(chunk),
-            Poll::Ready(Some(Err(_))) => self.finish(Some("error")),
-            Poll::Ready(None) => self.finish(None),
-            Poll::Pending => {}
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.sse.feed(&chunk);
+                    let Some(rewriter) = self.rewriter.as_mut() else {
+                        return Poll::Ready(Some(Ok(chunk)));
+                    };
+                    let out = rewriter.feed(&chunk);
+                    // A chunk inside an event yields nothing yet: read on.
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out)));
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    self.finish(Some("error"));
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    self.finish(None);
+                    let rest = self
+                        .rewriter
+                        .as_mut()
+                        .map(SseRewriter::finish)
+                        .unwrap_or_default();
+                    return Poll::Ready((!rest.is_empty()).then_some(Ok(rest)));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        polled
     }
 }
 

@@ -45,15 +45,20 @@ const MAX_EVENT: usize = 4 << 20;
 
 /// Rewrites an OpenAI-format SSE stream event by event.
 pub struct SseRewriter {
-    make: FilterFactory,
+    make: Option<std::sync::Arc<FilterFactory>>,
+    strip_usage_only: bool,
     filters: HashMap<u64, Box<dyn TextFilter>>,
     buf: Vec<u8>,
 }
 
 impl SseRewriter {
-    pub fn new(make: FilterFactory) -> Self {
+    /// `make` builds the text filters (none: text is left alone);
+    /// `strip_usage_only` drops the final usage-only chunk (`"choices": []`),
+    /// which the gateway asked the provider for although the client did not.
+    pub fn new(make: Option<std::sync::Arc<FilterFactory>>, strip_usage_only: bool) -> Self {
         SseRewriter {
             make,
+            strip_usage_only,
             filters: HashMap::new(),
             buf: Vec::new(),
         }
@@ -88,12 +93,13 @@ impl SseRewriter {
             let bare = line.trim_end_matches(['\r', '\n']);
             match bare.strip_prefix("data:").map(str::trim_start) {
                 Some(data) if data != "[DONE]" => match self.rewrite_data(data) {
-                    Some(new) => {
+                    Rewritten::Keep => rewritten.push_str(line),
+                    Rewritten::Replace(new) => {
                         rewritten.push_str("data: ");
                         rewritten.push_str(&new);
                         rewritten.push_str(&line[bare.len()..]);
                     }
-                    None => rewritten.push_str(line),
+                    Rewritten::Drop => return,
                 },
                 _ => rewritten.push_str(line),
             }
@@ -101,13 +107,28 @@ impl SseRewriter {
         out.extend_from_slice(rewritten.as_bytes());
     }
 
-    fn rewrite_data(&mut self, data: &str) -> Option<String> {
-        let mut value: Value = serde_json::from_str(data).ok()?;
-        let choices = value.get_mut("choices")?.as_array_mut()?;
+    fn rewrite_data(&mut self, data: &str) -> Rewritten {
+        let Ok(mut value) = serde_json::from_str::<Value>(data) else {
+            return Rewritten::Keep;
+        };
+        let usage_only = value
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+            && value.get("usage").is_some_and(|u| !u.is_null());
+        if usage_only && self.strip_usage_only {
+            return Rewritten::Drop;
+        }
+        let Some(make) = self.make.clone() else {
+            return Rewritten::Keep;
+        };
+        let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) else {
+            return Rewritten::Keep;
+        };
         for choice in choices {
             let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
             let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
-            let filter = self.filters.entry(index).or_insert_with(|| (self.make)());
+            let filter = self.filters.entry(index).or_insert_with(|| make());
             let piece = match choice.pointer("/delta/content") {
                 Some(Value::String(s)) => Some(filter.push(s)),
                 _ => None,
@@ -125,8 +146,14 @@ impl SseRewriter {
                 }
             }
         }
-        serde_json::to_string(&value).ok()
+        serde_json::to_string(&value).map_or(Rewritten::Keep, Rewritten::Replace)
     }
+}
+
+enum Rewritten {
+    Keep,
+    Replace(String),
+    Drop,
 }
 
 /// End (exclusive) of the first complete SSE event in `buf`: the blank line
@@ -171,6 +198,28 @@ mod tests {
         })
     }
 
+    fn rewrite_all(rw: &mut SseRewriter, stream: &str, size: usize) -> String {
+        let mut out = Vec::new();
+        for chunk in stream.as_bytes().chunks(size) {
+            out.extend_from_slice(&rw.feed(chunk));
+        }
+        out.extend_from_slice(&rw.finish());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strips_the_usage_only_chunk_the_client_did_not_ask_for() {
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3}}\n\n";
+        let stream = delta("hi", Some("stop")) + usage + "data: [DONE]\n\n";
+        let stripped = rewrite_all(&mut SseRewriter::new(None, true), &stream, 5);
+        assert_eq!(stripped, delta("hi", Some("stop")) + "data: [DONE]\n\n");
+        let kept = rewrite_all(&mut SseRewriter::new(None, false), &stream, 5);
+        assert_eq!(
+            kept, stream,
+            "without filters nor stripping the stream passes unchanged"
+        );
+    }
+
     fn delta(content: &str, finish: Option<&str>) -> String {
         let v = serde_json::json!({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]});
         format!("data: {v}\n\n")
@@ -186,13 +235,8 @@ mod tests {
         .concat()
             + "data: [DONE]\n\n";
         for size in [1, 3, 10, stream.len()] {
-            let mut rw = SseRewriter::new(factory());
-            let mut out = Vec::new();
-            for chunk in stream.as_bytes().chunks(size) {
-                out.extend_from_slice(&rw.feed(chunk));
-            }
-            out.extend_from_slice(&rw.finish());
-            let out = String::from_utf8(out).unwrap();
+            let mut rw = SseRewriter::new(Some(std::sync::Arc::new(factory())), false);
+            let out = rewrite_all(&mut rw, &stream, size);
             let text: String = out
                 .lines()
                 .filter_map(|l| l.strip_prefix("data: "))

@@ -331,6 +331,10 @@ async fn relayed_and_metered(db: &TestDatabase) {
         STREAM_PIECES.concat(),
         "the streamed content must reach the caller unchanged:\n{text}"
     );
+    assert!(
+        !text.contains("\"choices\":[]"),
+        "the client did not ask for usage, so the usage-only chunk the gateway requested must not reach it:\n{text}"
+    );
     let seen = s.standin.requests();
     assert_eq!(seen.len(), 2, "the stand-in should have two requests now");
     let forwarded = &seen[1];

@@ -12,36 +12,6 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 use store::testing::TestDatabase;
 
-/// A console/API process, an org-admin token and a stand-in provider, on one
-/// database.
-struct Stack {
-    backend: &'static str,
-    install: Install,
-    serve: KtProcess,
-    admin: Api,
-    standin: StandIn,
-}
-
-async fn start_stack(db: &TestDatabase) -> Stack {
-    eprintln!("--- backend: {} ({})", db.name(), redact(&db.url));
-    let install = Install::new(&db.url);
-    let serve = install.serve().await;
-    let token = install.create_admin_token("integration-tests").await;
-    let admin = Api::new(&serve.url, Some(&token));
-    let standin = StandIn::start().await;
-    Stack {
-        backend: db.name(),
-        install,
-        serve,
-        admin,
-        standin,
-    }
-}
-
-fn redact(url: &str) -> String {
-    store::redact_url(url)
-}
-
 /// The policy config of the tests: PII blocked, a model allowlist, a rate
 /// limit, the stand-in as `openai`, and a `broken` target on a closed port
 /// serving `broken-model`.

@@ -17,38 +17,10 @@ use store::testing::TestDatabase;
 // Harness: a stack (kt serve, an org-admin token, the stand-in) and policy
 // configs built from small snippets.
 
-struct Stack {
-    backend: &'static str,
-    install: Install,
-    serve: KtProcess,
-    admin: Api,
-    standin: StandIn,
-}
-
 /// A team's gateway key.
 struct TeamKey {
     team_id: String,
     key: String,
-}
-
-async fn start_stack(db: &TestDatabase) -> Stack {
-    eprintln!(
-        "--- backend: {} ({})",
-        db.name(),
-        store::redact_url(&db.url)
-    );
-    let install = Install::new(&db.url);
-    let serve = install.serve().await;
-    let token = install.create_admin_token("policy-tests").await;
-    let admin = Api::new(&serve.url, Some(&token));
-    let standin = StandIn::start().await;
-    Stack {
-        backend: db.name(),
-        install,
-        serve,
-        admin,
-        standin,
-    }
 }
 
 impl Stack {

@@ -792,3 +792,33 @@ pub fn sse_content(body: &str) -> String {
         })
         .collect()
 }
+
+/// A console/API process, an org-admin token and a stand-in provider, on one
+/// database: what every end-to-end test starts from.
+pub struct Stack {
+    pub backend: &'static str,
+    pub install: Install,
+    pub serve: KtProcess,
+    pub admin: Api,
+    pub standin: StandIn,
+}
+
+pub async fn start_stack(db: &store::testing::TestDatabase) -> Stack {
+    eprintln!(
+        "--- backend: {} ({})",
+        db.name(),
+        store::redact_url(&db.url)
+    );
+    let install = Install::new(&db.url);
+    let serve = install.serve().await;
+    let token = install.create_admin_token("integration-tests").await;
+    let admin = Api::new(&serve.url, Some(&token));
+    let standin = StandIn::start().await;
+    Stack {
+        backend: db.name(),
+        install,
+        serve,
+        admin,
+        standin,
+    }
+}

@@ -6,6 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::proxy::ApiFormat;
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("{0}")]
@@ -104,17 +106,22 @@ impl GatewayError {
     }
 }
 
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
+impl GatewayError {
+    /// The error in the caller's format: OpenAI's
+    /// `{"error": {"type", "code", "message", "policy"}}`, or Anthropic's
+    /// `{"type": "error", "error": {...}}` with the same fields inside.
+    pub fn into_response_for(self, format: ApiFormat) -> Response {
         let (kind, code) = self.kind();
-        let body = json!({
-            "error": {
-                "type": kind,
-                "code": code,
-                "message": self.to_string(),
-                "policy": self.policy(),
-            }
+        let error = json!({
+            "type": kind,
+            "code": code,
+            "message": self.to_string(),
+            "policy": self.policy(),
         });
+        let body = match format {
+            ApiFormat::OpenAi => json!({ "error": error }),
+            ApiFormat::Anthropic => json!({ "type": "error", "error": error }),
+        };
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let GatewayError::RateLimited {
             retry_after_secs, ..
@@ -124,5 +131,11 @@ impl IntoResponse for GatewayError {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        self.into_response_for(ApiFormat::OpenAi)
     }
 }

@@ -208,6 +208,7 @@ async fn heartbeat(db: Db, gateway_id: String) {
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/messages", post(proxy::messages))
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/healthz", get(|| async { "ok" }))

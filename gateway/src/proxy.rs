@@ -1,6 +1,7 @@
-//! `POST /v1/chat/completions`: authenticate the key, check the team, apply
-//! the policies, route to a provider target, relay the answer (streams chunk
-//! by chunk) and record one event per request, allowed or not.
+//! `POST /v1/chat/completions` (OpenAI format) and `POST /v1/messages`
+//! (Anthropic format): authenticate the key, check the team, apply the
+//! policies, route to a provider target, relay the answer (streams event by
+//! event) and record one event per request, allowed or not.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +25,24 @@ use crate::providers::{Answer, ByteStream};
 use crate::rewrite::{FilterFactory, SseRewriter};
 use crate::usage::{SseUsage, Usage};
 
+/// The wire format a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiFormat {
+    /// `POST /v1/chat/completions`
+    OpenAi,
+    /// `POST /v1/messages`
+    Anthropic,
+}
+
+impl ApiFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiFormat::OpenAi => "OpenAI chat completions",
+            ApiFormat::Anthropic => "Anthropic messages",
+        }
+    }
+}
+
 /// The text parts of one chat message (`content` as a string, or as a list of
 /// `{"type": "text", "text": …}` parts).
 pub fn message_texts(message: &Value) -> impl Iterator<Item = &str> {
@@ -37,23 +56,53 @@ pub fn message_texts(message: &Value) -> impl Iterator<Item = &str> {
     whole.into_iter().chain(parts)
 }
 
-/// Replaces the text of every message through `f` (for redaction).
+/// Every text of a request a policy must see: message contents and the
+/// Anthropic top-level `system` (a string or text blocks).
+fn request_texts(body: &Value) -> Vec<&str> {
+    let messages = body.get("messages").and_then(Value::as_array);
+    let system = body.get("system").map(|system| match system {
+        Value::String(text) => vec![text.as_str()],
+        blocks => blocks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect(),
+    });
+    system
+        .into_iter()
+        .flatten()
+        .chain(messages.into_iter().flatten().flat_map(message_texts))
+        .collect()
+}
+
+/// Replaces every text of a request (see [`request_texts`]) through `f`.
 fn map_message_texts(body: &mut Value, mut f: impl FnMut(&str) -> String) {
+    if let Some(system) = body.get_mut("system") {
+        map_content(system, &mut f);
+    }
     let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
         return;
     };
     for message in messages {
-        match message.get_mut("content") {
-            Some(Value::String(text)) => *text = f(text),
-            Some(Value::Array(parts)) => {
-                for part in parts {
-                    if let Some(Value::String(text)) = part.get_mut("text") {
-                        *text = f(text);
-                    }
+        if let Some(content) = message.get_mut("content") {
+            map_content(content, &mut f);
+        }
+    }
+}
+
+/// Rewrites a `content` value: a string, or a list of parts with `text`.
+fn map_content(content: &mut Value, f: &mut impl FnMut(&str) -> String) {
+    match content {
+        Value::String(text) => *text = f(text),
+        Value::Array(parts) => {
+            for part in parts {
+                if let Some(Value::String(text)) = part.get_mut("text") {
+                    *text = f(text);
                 }
             }
-            _ => {}
         }
+        _ => {}
     }
 }
 
@@ -61,6 +110,7 @@ fn map_message_texts(body: &mut Value, mut f: impl FnMut(&str) -> String) {
 #[derive(Clone)]
 struct Draft {
     started: Instant,
+    format: ApiFormat,
     key: Option<KeyInfo>,
     model: String,
     target: Option<(String, &'static str)>,
@@ -76,9 +126,10 @@ struct Draft {
 }
 
 impl Draft {
-    fn new(started: Instant) -> Self {
+    fn new(started: Instant, format: ApiFormat) -> Self {
         Draft {
             started,
+            format,
             key: None,
             model: String::new(),
             target: None,
@@ -161,7 +212,15 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut draft = Draft::new(Instant::now());
+    handle(gw, headers, body, ApiFormat::OpenAi).await
+}
+
+pub async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(gw, headers, body, ApiFormat::Anthropic).await
+}
+
+async fn handle(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, format: ApiFormat) -> Response {
+    let mut draft = Draft::new(Instant::now(), format);
     match prepare_and_send(&gw, &headers, &body, &mut draft).await {
         Ok(answer) => relay(gw, draft, answer),
         Err(err) => {
@@ -170,7 +229,7 @@ pub async fn chat_completions(
             draft.policy = err.policy().map(str::to_owned);
             let event = draft.finish(&gw, err.status(), Usage::default(), verdict);
             gw.spool.record(event);
-            err.into_response()
+            err.into_response_for(format)
         }
     }
 }
@@ -259,7 +318,9 @@ async fn prepare_and_send(
         .ok_or_else(|| GatewayError::NoRoute(model.clone()))?;
     draft.target = Some((target.id.clone(), target.kind.as_str()));
     draft.demo = provider.is_demo();
-    provider.chat(&gw.http, body, stream).await
+    provider
+        .send(&gw.http, draft.format, body, stream, headers)
+        .await
 }
 
 /// Evaluates the content policies (PII, model filter) in the order written.
@@ -271,12 +332,7 @@ fn apply_policies(
     draft: &mut Draft,
 ) -> Result<(), GatewayError> {
     let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let messages = body.get("messages").and_then(Value::as_array);
-        let texts = messages
-            .into_iter()
-            .flatten()
-            .flat_map(message_texts)
-            .collect();
+        let texts = request_texts(body);
         gw.config.evaluate_request(&RequestFacts { model, texts })
     }));
     let decision = evaluated.map_err(|_| {
@@ -394,7 +450,8 @@ fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
             } else {
                 "error"
             };
-            let body = match (&draft.answer_filter, status.is_success()) {
+            let rewrite = status.is_success() && draft.format == ApiFormat::OpenAi;
+            let body = match (&draft.answer_filter, rewrite) {
                 (Some(make), true) => crate::rewrite::rewrite_complete(&body, make).unwrap_or(body),
                 _ => body,
             };
@@ -408,7 +465,9 @@ fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
             response
         }
         Answer::Stream { status, body } => {
-            let rewriter = (draft.answer_filter.is_some() || !draft.client_wants_usage)
+            // Answers are rewritten in OpenAI's format only, for now.
+            let rewriter = (draft.format == ApiFormat::OpenAi
+                && (draft.answer_filter.is_some() || !draft.client_wants_usage))
                 .then(|| SseRewriter::new(draft.answer_filter.clone(), !draft.client_wants_usage));
             let metered = Metered {
                 inner: body,

@@ -14,14 +14,28 @@ pub struct Usage {
     pub output_tokens: i64,
 }
 
-/// Reads usage from an OpenAI-format object (`usage.prompt_tokens`,
-/// `usage.completion_tokens`), also accepting Anthropic's names.
-pub fn from_json(value: &Value) -> Option<Usage> {
-    let usage = value.get("usage").filter(|u| u.is_object())?;
+/// Reads usage from an answer or stream event: OpenAI's `usage.prompt_tokens`
+/// / `usage.completion_tokens`, or Anthropic's `usage.input_tokens` /
+/// `usage.output_tokens` (also under `message`, as in `message_start`).
+/// A count the object does not carry is `None`.
+fn partial_from_json(value: &Value) -> Option<(Option<i64>, Option<i64>)> {
+    let usage = value
+        .get("usage")
+        .or_else(|| value.get("message")?.get("usage"))
+        .filter(|u| u.is_object())?;
     let field = |names: &[&str]| names.iter().find_map(|n| usage.get(*n)?.as_i64());
+    Some((
+        field(&["prompt_tokens", "input_tokens"]),
+        field(&["completion_tokens", "output_tokens"]),
+    ))
+}
+
+/// Usage of a complete (non-streamed) answer in either format.
+pub fn from_json(value: &Value) -> Option<Usage> {
+    let (input, output) = partial_from_json(value)?;
     Some(Usage {
-        input_tokens: field(&["prompt_tokens", "input_tokens"]).unwrap_or(0),
-        output_tokens: field(&["completion_tokens", "output_tokens"]).unwrap_or(0),
+        input_tokens: input.unwrap_or(0),
+        output_tokens: output.unwrap_or(0),
     })
 }
 
@@ -73,10 +87,19 @@ impl SseUsage {
             self.saw_done = true;
             return;
         }
+        // OpenAI sends usage once, in the final chunk; Anthropic sends the
+        // input count in `message_start` and the (cumulative) output count in
+        // `message_delta`: keep the latest value of each.
         if let Ok(value) = serde_json::from_slice::<Value>(data)
-            && let Some(usage) = from_json(&value)
+            && let Some((input, output)) = partial_from_json(&value)
         {
-            self.usage = Some(usage);
+            let usage = self.usage.get_or_insert_with(Usage::default);
+            if let Some(n) = input {
+                usage.input_tokens = n;
+            }
+            if let Some(n) = output {
+                usage.output_tokens = n;
+            }
         }
     }
 
@@ -111,6 +134,24 @@ mod tests {
             );
             assert!(sse.saw_done);
         }
+    }
+
+    #[test]
+    fn merges_anthropic_stream_usage() {
+        let stream = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n\
+            event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"Hi\"}}\n\n\
+            event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\n";
+        let mut sse = SseUsage::default();
+        for chunk in stream.as_bytes().chunks(7) {
+            sse.feed(chunk);
+        }
+        assert_eq!(
+            sse.usage(),
+            Some(Usage {
+                input_tokens: 25,
+                output_tokens: 15
+            })
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The built-in demo provider (`provider.kind: demo`): answers locally in
-//! OpenAI's wire format, streaming included, with plausible usage, so a
+//! OpenAI's and Anthropic's wire formats, streaming included, with plausible usage, so a
 //! newcomer sees the whole product work without a vendor key. Its answers say
 //! plainly that they come from the demo provider, and its events are labelled
 //! as demo traffic.
@@ -41,6 +41,84 @@ fn prompt_tokens(body: &Value) -> i64 {
     })
 }
 
+/// Streams pre-rendered SSE events with a short pause between them.
+fn stream_events(events: Vec<Bytes>) -> Answer {
+    let stream = futures::stream::unfold(events.into_iter().enumerate(), |mut it| async move {
+        let (i, event) = it.next()?;
+        if i > 0 {
+            tokio::time::sleep(WORD_DELAY).await;
+        }
+        Some((Ok(event), it))
+    });
+    Answer::Stream {
+        status: StatusCode::OK,
+        body: Box::pin(stream),
+    }
+}
+
+/// Anthropic Messages format (`POST /v1/messages`).
+pub fn messages(body: &Value, stream: bool) -> Answer {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("demo");
+    let id = format!("msg_demo_{}", uuid::Uuid::new_v4().simple());
+    let system = body.get("system").map_or(0, |s| match s {
+        Value::String(text) => estimate_tokens(text),
+        other => crate::proxy::message_texts(&serde_json::json!({"content": other}))
+            .map(estimate_tokens)
+            .sum(),
+    });
+    let input_tokens = prompt_tokens(body) + system;
+    let output_tokens = estimate_tokens(ANSWER);
+    if !stream {
+        let answer = json!({
+            "id": id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": ANSWER}],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        });
+        return Answer::Complete {
+            status: StatusCode::OK,
+            body: Bytes::from(answer.to_string()),
+        };
+    }
+    let event = |name: &str, data: Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+                "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+            }}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+    ];
+    events.extend(ANSWER.split_inclusive(' ').map(|w| {
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}),
+        )
+    }));
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+               "usage": {"output_tokens": output_tokens}}),
+    ));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    stream_events(events)
+}
+
+/// OpenAI chat completions format (`POST /v1/chat/completions`).
 pub fn chat(body: &Value, stream: bool) -> Answer {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("demo");
     let id = format!("chatcmpl-demo-{}", uuid::Uuid::new_v4().simple());
@@ -95,15 +173,5 @@ pub fn chat(body: &Value, stream: bool) -> Answer {
     events.push(chunk(json!({}), json!("stop"), Value::Null));
     events.push(chunk(Value::Null, Value::Null, usage));
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    let stream = futures::stream::unfold(events.into_iter().enumerate(), |mut it| async move {
-        let (i, event) = it.next()?;
-        if i > 0 {
-            tokio::time::sleep(WORD_DELAY).await;
-        }
-        Some((Ok(event), it))
-    });
-    Answer::Stream {
-        status: StatusCode::OK,
-        body: Box::pin(stream),
-    }
+    stream_events(events)
 }

@@ -2,17 +2,19 @@
 //! module. An answer is either a complete JSON body or a byte stream (SSE)
 //! that the gateway relays chunk by chunk.
 
+pub mod anthropic;
 pub mod demo;
 pub mod openai;
 
 use std::pin::Pin;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use futures::Stream;
-use policy::{ProviderKind, SecretKeyRef, Target};
+use policy::{ProviderKind, Target};
 
 use crate::error::GatewayError;
+use crate::proxy::ApiFormat;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
@@ -33,40 +35,33 @@ pub enum Answer {
 pub enum Provider {
     /// OpenAI or any OpenAI-compatible server (Azure, vLLM, Ollama, …).
     OpenAi(openai::OpenAi),
+    /// Anthropic's Messages API.
+    Anthropic(anthropic::Anthropic),
     /// The built-in demo provider: answers locally, no vendor involved.
     Demo,
-    /// A target this build cannot talk to; requests routed to it answer 502
-    /// with the reason.
-    Unavailable(String),
 }
 
 impl Provider {
     /// Builds the provider of `target`, reading its key from the environment
     /// once (a missing variable is reported at start-up and when used).
     pub fn from_target(target: &Target) -> Provider {
+        let key = || openai::ApiKey::resolve(target.secret_key_ref.as_ref());
         match target.kind {
             ProviderKind::Demo => Provider::Demo,
             ProviderKind::OpenAi => {
-                let api_key = match &target.secret_key_ref {
-                    Some(SecretKeyRef::Env(var)) => match std::env::var(var) {
-                        Ok(v) if !v.is_empty() => openai::ApiKey::Value(v),
-                        _ => openai::ApiKey::MissingEnv(var.clone()),
-                    },
-                    Some(SecretKeyRef::Secret(name)) => {
-                        openai::ApiKey::UnsupportedSecret(name.clone())
-                    }
-                    None => openai::ApiKey::None,
-                };
                 let base_url = target
                     .base_url
                     .clone()
                     .unwrap_or_else(|| openai::DEFAULT_BASE_URL.to_owned());
-                Provider::OpenAi(openai::OpenAi::new(base_url, api_key))
+                Provider::OpenAi(openai::OpenAi::new(base_url, key()))
             }
-            ProviderKind::Anthropic => Provider::Unavailable(format!(
-                "target `{}`: the Anthropic provider is not available in this build yet",
-                target.id
-            )),
+            ProviderKind::Anthropic => {
+                let base_url = target
+                    .base_url
+                    .clone()
+                    .unwrap_or_else(|| anthropic::DEFAULT_BASE_URL.to_owned());
+                Provider::Anthropic(anthropic::Anthropic::new(base_url, key()))
+            }
         }
     }
 
@@ -78,22 +73,46 @@ impl Provider {
     pub fn startup_problem(&self) -> Option<String> {
         match self {
             Provider::OpenAi(p) => p.key_problem(),
+            Provider::Anthropic(p) => p.key_problem(),
             Provider::Demo => None,
-            Provider::Unavailable(reason) => Some(reason.clone()),
         }
     }
 
-    /// Sends an OpenAI-format chat completion request.
-    pub async fn chat(
+    /// Sends a request in `format` (OpenAI chat completions or Anthropic
+    /// messages) to this target.
+    pub async fn send(
         &self,
         http: &reqwest::Client,
+        format: ApiFormat,
         body: serde_json::Value,
         stream: bool,
+        client_headers: &HeaderMap,
     ) -> Result<Answer, GatewayError> {
-        match self {
-            Provider::OpenAi(p) => p.chat(http, body, stream).await,
-            Provider::Demo => Ok(demo::chat(&body, stream)),
-            Provider::Unavailable(reason) => Err(GatewayError::Upstream(reason.clone())),
+        match (self, format) {
+            (Provider::OpenAi(p), ApiFormat::OpenAi) => p.chat(http, body, stream).await,
+            (Provider::Anthropic(p), ApiFormat::Anthropic) => {
+                p.messages(http, body, stream, client_headers).await
+            }
+            (Provider::Demo, ApiFormat::OpenAi) => Ok(demo::chat(&body, stream)),
+            (Provider::Demo, ApiFormat::Anthropic) => Ok(demo::messages(&body, stream)),
+            (Provider::OpenAi(_), ApiFormat::Anthropic)
+            | (Provider::Anthropic(_), ApiFormat::OpenAi) => {
+                Err(GatewayError::BadRequest(format!(
+                    "this model is served by a{} target, which does not speak the {} format of this endpoint yet: \
+                     use {}",
+                    if matches!(self, Provider::Anthropic(_)) {
+                        "n Anthropic"
+                    } else {
+                        "n OpenAI"
+                    },
+                    format.name(),
+                    if matches!(self, Provider::Anthropic(_)) {
+                        "POST /v1/messages"
+                    } else {
+                        "POST /v1/chat/completions"
+                    },
+                )))
+            }
         }
     }
 }

@@ -27,6 +27,33 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
+impl ApiKey {
+    /// Resolves a target's `secret_key_ref` from the environment, once.
+    pub fn resolve(secret_ref: Option<&policy::SecretKeyRef>) -> ApiKey {
+        match secret_ref {
+            Some(policy::SecretKeyRef::Env(var)) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => ApiKey::Value(v),
+                _ => ApiKey::MissingEnv(var.clone()),
+            },
+            Some(policy::SecretKeyRef::Secret(name)) => ApiKey::UnsupportedSecret(name.clone()),
+            None => ApiKey::None,
+        }
+    }
+
+    /// Why requests with this key would fail, if they would.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            ApiKey::MissingEnv(var) => Some(format!(
+                "environment variable {var} (secret_key_ref.env) is not set: export it before starting the gateway"
+            )),
+            ApiKey::UnsupportedSecret(name) => Some(format!(
+                "secret_key_ref.secret `{name}` needs console-stored secrets, which this build cannot read yet: use secret_key_ref.env"
+            )),
+            ApiKey::Value(_) | ApiKey::None => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OpenAi {
     url: String,
@@ -40,15 +67,7 @@ impl OpenAi {
     }
 
     pub fn key_problem(&self) -> Option<String> {
-        match &self.key {
-            ApiKey::MissingEnv(var) => Some(format!(
-                "environment variable {var} (secret_key_ref.env) is not set: export it before starting the gateway"
-            )),
-            ApiKey::UnsupportedSecret(name) => Some(format!(
-                "secret_key_ref.secret `{name}` needs console-stored secrets, which this build cannot read yet: use secret_key_ref.env"
-            )),
-            ApiKey::Value(_) | ApiKey::None => None,
-        }
+        self.key.problem()
     }
 
     pub async fn chat(
@@ -96,7 +115,7 @@ impl OpenAi {
     }
 }
 
-fn upstream_error(err: reqwest::Error) -> GatewayError {
+pub(crate) fn upstream_error(err: reqwest::Error) -> GatewayError {
     if err.is_timeout() {
         GatewayError::UpstreamTimeout
     } else {

@@ -7,6 +7,7 @@
 //! - [`Api`]: a small client of the control-plane API.
 //! - [`StandIn`]: an OpenAI-compatible provider inside the test process that
 //!   records every request it receives.
+//! - [`AnthropicStandIn`]: the same for Anthropic's Messages API.
 //!
 //! Nothing of kt is mocked: the tests run the real binary against a real
 //! database (SQLite, and PostgreSQL when a server answers).
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt as _;
@@ -121,6 +122,17 @@ impl Install {
     /// Starts `kt gateway run --policy-config CONFIG --listen 127.0.0.1:0
     /// EXTRA…` with the stand-in's API key in its environment.
     pub async fn gateway(&self, config: &Path, extra: &[&str]) -> KtProcess {
+        self.gateway_with_env(config, extra, &[]).await
+    }
+
+    /// [`Install::gateway`] with more environment variables (e.g. the
+    /// Anthropic stand-in's key).
+    pub async fn gateway_with_env(
+        &self,
+        config: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> KtProcess {
         let config = config.to_str().unwrap();
         let mut args = vec![
             "gateway",
@@ -133,6 +145,9 @@ impl Install {
         args.extend_from_slice(extra);
         let mut cmd = self.command(&args);
         cmd.env(UPSTREAM_KEY_VAR, UPSTREAM_KEY);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
         KtProcess::start(cmd, "kt gateway").await
     }
 
@@ -405,7 +420,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn read(response: reqwest::Response) -> Reply {
+    pub async fn read(response: reqwest::Response) -> Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap();
@@ -790,6 +805,261 @@ pub fn sse_content(body: &str) -> String {
                 .as_str()
                 .map(str::to_owned)
         })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Stand-in Anthropic provider
+
+/// Environment variable the gateway reads the Anthropic stand-in's key from.
+pub const ANTHROPIC_KEY_VAR: &str = "KT_TEST_ANTHROPIC_KEY";
+/// The Anthropic key handed to gateways (the stand-in must receive it in
+/// `x-api-key`).
+pub const ANTHROPIC_KEY: &str = "sk-ant-standin-fedcba9876543210";
+
+/// What the Anthropic stand-in answers to a non-streamed request.
+pub const ANTHROPIC_CONTENT: &str = "Hello from the Anthropic stand-in.";
+pub const ANTHROPIC_INPUT_TOKENS: i64 = 2345;
+pub const ANTHROPIC_OUTPUT_TOKENS: i64 = 678;
+/// What the Anthropic stand-in streams, one `text_delta` per piece.
+pub const ANTHROPIC_STREAM_PIECES: &[&str] = &[
+    "Claude ",
+    "streams ",
+    "from ",
+    "the ",
+    "Anthropic ",
+    "stand-in.",
+];
+/// Input tokens of a streamed answer, in `message_start`.
+pub const ANTHROPIC_STREAM_INPUT_TOKENS: i64 = 432;
+/// Output tokens of a streamed answer, in `message_delta` (`message_start`
+/// says 1, as Anthropic does).
+pub const ANTHROPIC_STREAM_OUTPUT_TOKENS: i64 = 56;
+
+/// An Anthropic-compatible provider on 127.0.0.1, answering
+/// `POST /v1/messages` (JSON, or Anthropic SSE for `"stream": true`) and
+/// recording every request it receives, on any path (other paths answer 404).
+pub struct AnthropicStandIn {
+    /// `http://127.0.0.1:PORT` (no `/v1`): the `base_url` to put in a target.
+    pub base_url: String,
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AnthropicStandIn {
+    pub async fn start() -> AnthropicStandIn {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/v1/messages", post(anthropic_messages))
+            .fallback(anthropic_unknown_path)
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        AnthropicStandIn {
+            base_url: format!("http://{addr}"),
+            addr,
+            received,
+            task,
+        }
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+impl Drop for AnthropicStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Anthropic's error body.
+fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"type": "error", "error": {"type": kind, "message": message}})),
+    )
+        .into_response()
+}
+
+async fn anthropic_unknown_path(
+    State(received): State<Arc<Mutex<Vec<Recorded>>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    received.lock().unwrap().push(Recorded {
+        path: uri.path().to_owned(),
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
+    anthropic_error(
+        StatusCode::NOT_FOUND,
+        "not_found_error",
+        &format!("stand-in: no route {}", uri.path()),
+    )
+}
+
+async fn anthropic_messages(
+    State(received): State<Arc<Mutex<Vec<Recorded>>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    received.lock().unwrap().push(Recorded {
+        path: "/v1/messages".to_owned(),
+        headers,
+        body: parsed.clone().unwrap_or(Value::Null),
+    });
+    let Some(request) = parsed else {
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "stand-in: body is not JSON",
+        );
+    };
+    let model = request["model"].as_str().unwrap_or("unknown").to_owned();
+    if request["stream"] == Value::Bool(true) {
+        return anthropic_stream_answer(&model);
+    }
+    axum::Json(anthropic_message(&model)).into_response()
+}
+
+/// The Anthropic stand-in's non-streamed answer for `model`, exactly.
+pub fn anthropic_message(model: &str) -> Value {
+    json!({
+        "id": "msg_standin_0123456789",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": ANTHROPIC_CONTENT}],
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": ANTHROPIC_INPUT_TOKENS,
+            "output_tokens": ANTHROPIC_OUTPUT_TOKENS
+        }
+    })
+}
+
+/// The events of the Anthropic stand-in's streamed answer for `model`, in
+/// order: `(event name, data)`.
+pub fn anthropic_stream_events(model: &str) -> Vec<(String, Value)> {
+    let mut events = vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": "msg_standin_stream", "type": "message", "role": "assistant",
+                "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": ANTHROPIC_STREAM_INPUT_TOKENS, "output_tokens": 1}
+            }}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+                   "content_block": {"type": "text", "text": ""}}),
+        ),
+        ("ping", json!({"type": "ping"})),
+    ];
+    for piece in ANTHROPIC_STREAM_PIECES {
+        events.push((
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "text_delta", "text": piece}}),
+        ));
+    }
+    events.push((
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push((
+        "message_delta",
+        json!({"type": "message_delta",
+               "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+               "usage": {"output_tokens": ANTHROPIC_STREAM_OUTPUT_TOKENS}}),
+    ));
+    events.push(("message_stop", json!({"type": "message_stop"})));
+    events
+        .into_iter()
+        .map(|(name, data)| (name.to_owned(), data))
+        .collect()
+}
+
+/// Anthropic SSE sent piece by piece with a pause between pieces: one event
+/// per piece, except `message_delta`, which is cut in the middle of its
+/// `data:` line (networks split where they like).
+fn anthropic_stream_answer(model: &str) -> Response {
+    let mut pieces: Vec<String> = Vec::new();
+    for (name, data) in anthropic_stream_events(model) {
+        let text = format!("event: {name}\ndata: {data}\n\n");
+        if name == "message_delta" {
+            let cut = text.len() / 2;
+            pieces.push(text[..cut].to_owned());
+            pieces.push(text[cut..].to_owned());
+        } else {
+            pieces.push(text);
+        }
+    }
+    let stream =
+        futures::stream::iter(pieces.into_iter().enumerate()).then(|(i, text)| async move {
+            if i > 0 {
+                tokio::time::sleep(STREAM_FRAME_DELAY).await;
+            }
+            Ok::<_, std::io::Error>(text)
+        });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// The events of an SSE body: `(event name, data as JSON)` for every event
+/// with a `data:` line (`event` is "" when the event has no name). Panics on
+/// a `data:` that is not JSON.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    let normalized = body.replace("\r\n", "\n");
+    normalized
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .filter_map(|block| {
+            let mut name = String::new();
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    v.trim().clone_into(&mut name);
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                }
+            }
+            if data.is_empty() {
+                return None;
+            }
+            let data = data.join("\n");
+            let value = serde_json::from_str(&data)
+                .unwrap_or_else(|e| panic!("SSE data `{data}` is not JSON ({e}) in:\n{body}"));
+            Some((name, value))
+        })
+        .collect()
+}
+
+/// Concatenates the `text_delta`s of an Anthropic SSE body.
+pub fn anthropic_sse_text(body: &str) -> String {
+    sse_events(body)
+        .iter()
+        .filter(|(_, data)| data["type"] == "content_block_delta")
+        .filter_map(|(_, data)| data["delta"]["text"].as_str().map(str::to_owned))
         .collect()
 }
 

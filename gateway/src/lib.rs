@@ -14,13 +14,15 @@ pub mod metrics;
 pub mod pricing;
 pub mod providers;
 pub mod proxy;
+pub mod reload;
 pub mod rewrite;
+pub mod runtime;
 pub mod spool;
 pub mod usage;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -29,7 +31,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use policy::{PolicyConfig, Target};
+use policy::PolicyConfig;
 use serde_json::json;
 use store::Db;
 
@@ -37,7 +39,7 @@ use crate::budget::Budgets;
 use crate::keys::KeyCache;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
-use crate::providers::Provider;
+use crate::runtime::Runtime;
 use crate::spool::Spool;
 
 /// The version reported by `/health` and the fleet view.
@@ -60,14 +62,17 @@ pub struct Settings {
     pub config_hash: String,
     /// Team ids this gateway serves; `None` = every team's keys.
     pub serve_teams: Option<Vec<String>>,
+    /// The config file, watched for changes (hot reload); `None` = fixed.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Shared state of a running gateway.
 pub struct Gateway {
     pub name: String,
     pub gateway_id: String,
-    pub config: PolicyConfig,
-    pub config_hash: String,
+    runtime: RwLock<Arc<Runtime>>,
+    reload_error: Mutex<Option<String>>,
+    config_path: Option<std::path::PathBuf>,
     pub serve_teams: Option<HashSet<String>>,
     pub keys: KeyCache,
     pub http: reqwest::Client,
@@ -75,19 +80,40 @@ pub struct Gateway {
     pub metrics: Metrics,
     pub limiter: RateLimiter,
     pub budgets: Arc<Budgets>,
-    providers: Vec<(Target, Provider)>,
     db: Db,
     started: Instant,
 }
 
 impl Gateway {
-    /// The target serving `model` and its provider.
-    pub fn route(&self, model: &str) -> Option<(&Target, &Provider)> {
-        let target = self.config.route(model)?;
-        self.providers
-            .iter()
-            .find(|(t, _)| t.id == target.id)
-            .map(|(t, p)| (t, p))
+    /// The config in force now (take it once per request).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        match self.runtime.read() {
+            Ok(rt) => rt.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn swap_runtime(&self, runtime: Runtime) {
+        let runtime = Arc::new(runtime);
+        match self.runtime.write() {
+            Ok(mut rt) => *rt = runtime,
+            Err(poisoned) => *poisoned.into_inner() = runtime,
+        }
+    }
+
+    /// Why the last attempt to reload the config failed, if it did.
+    pub fn reload_error(&self) -> Option<String> {
+        self.reload_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    pub(crate) fn set_reload_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.reload_error.lock() {
+            *e = error;
+        }
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 }
 
@@ -107,15 +133,8 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         .with_context(|| format!("cannot listen on {listen}: is the port already in use?"))?;
     let addr = listener.local_addr()?;
 
-    let mut providers = Vec::new();
-    for target in &settings.config.providers.targets {
-        let provider = Provider::from_target(target);
-        if let Some(problem) = provider.startup_problem() {
-            tracing::warn!(target = %target.id, "{problem}; requests routed to it answer 502");
-        }
-        providers.push((target.clone(), provider));
-    }
-    let demo = providers.iter().any(|(_, p)| p.is_demo());
+    let runtime = Runtime::new(settings.config, settings.config_hash);
+    let demo = runtime.has_demo();
     let gateway_id = store::gateways::register(
         &db,
         &store::gateways::Registration {
@@ -123,7 +142,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
             teams: settings.serve_teams.clone().unwrap_or_default(),
             address: format!("http://{addr}"),
             version: VERSION.to_owned(),
-            config_hash: settings.config_hash.clone(),
+            config_hash: runtime.hash.clone(),
             demo,
         },
     )
@@ -141,8 +160,9 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
     let gateway = Arc::new(Gateway {
         name: settings.name,
         gateway_id,
-        config: settings.config,
-        config_hash: settings.config_hash,
+        runtime: RwLock::new(Arc::new(runtime)),
+        reload_error: Mutex::new(None),
+        config_path: settings.config_path,
         serve_teams: settings.serve_teams.map(|t| t.into_iter().collect()),
         keys,
         http,
@@ -150,7 +170,6 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         metrics: Metrics::default(),
         limiter: RateLimiter::default(),
         budgets: Arc::new(Budgets::new(db.clone())),
-        providers,
         db,
         started: Instant::now(),
     });
@@ -170,11 +189,14 @@ impl Running {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let gw = self.gateway;
-        let background = [
+        let mut background = vec![
             tokio::spawn(gw.keys.clone().refresh_forever()),
             tokio::spawn(heartbeat(gw.db.clone(), gw.gateway_id.clone())),
             tokio::spawn(gw.budgets.clone().refresh_forever()),
         ];
+        if let Some(path) = gw.config_path.clone() {
+            background.push(tokio::spawn(reload::watch(gw.clone(), path)));
+        }
         let app = router(gw.clone());
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
@@ -219,12 +241,14 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 }
 
 async fn health(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let config_error = gw.reload_error();
     Json(json!({
-        "status": "ok",
+        "status": if config_error.is_some() { "degraded" } else { "ok" },
         "name": gw.name,
         "gateway_id": gw.gateway_id,
         "version": VERSION,
-        "config_hash": gw.config_hash,
+        "config_hash": gw.runtime().hash,
+        "config_error": config_error,
         "uptime_seconds": gw.started.elapsed().as_secs(),
     }))
 }
@@ -253,13 +277,14 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 /// The models this gateway routes: every model named in targets and in the
 /// model allowlist (globs excluded).
 async fn models(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    let mut names: Vec<String> = gw
+    let rt = gw.runtime();
+    let mut names: Vec<String> = rt
         .config
         .providers
         .targets
         .iter()
         .flat_map(|t| t.models.iter().cloned())
-        .chain(gw.config.enabled_policies().flat_map(|p| match &p.rule {
+        .chain(rt.config.enabled_policies().flat_map(|p| match &p.rule {
             policy::Rule::ModelFilter { allowed_models, .. } => allowed_models.clone(),
             _ => Vec::new(),
         }))

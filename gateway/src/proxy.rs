@@ -23,6 +23,7 @@ use crate::keys::{KeyInfo, Lookup};
 use crate::metrics::{RequestLabels, TokenLabels};
 use crate::providers::{Answer, ByteStream};
 use crate::rewrite::{FilterFactory, SseRewriter};
+use crate::runtime::Runtime;
 use crate::usage::{SseUsage, Usage};
 
 /// The wire format a client speaks.
@@ -310,10 +311,12 @@ async fn prepare_and_send(
     draft.client_wants_usage =
         body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
 
-    apply_policies(gw, &model, &mut body, draft)?;
-    enforce_limits(gw, &key, draft).await?;
+    // The config in force when the request started applies to all of it.
+    let rt = gw.runtime();
+    apply_policies(&rt, &model, &mut body, draft)?;
+    enforce_limits(gw, &rt.config, &key, draft).await?;
 
-    let (target, provider) = gw
+    let (target, provider) = rt
         .route(&model)
         .ok_or_else(|| GatewayError::NoRoute(model.clone()))?;
     draft.target = Some((target.id.clone(), target.kind.as_str()));
@@ -326,14 +329,14 @@ async fn prepare_and_send(
 /// Evaluates the content policies (PII, model filter) in the order written.
 /// Fails closed: if evaluation itself fails, the request is blocked.
 fn apply_policies(
-    gw: &Gateway,
+    rt: &Runtime,
     model: &str,
     body: &mut Value,
     draft: &mut Draft,
 ) -> Result<(), GatewayError> {
     let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let texts = request_texts(body);
-        gw.config.evaluate_request(&RequestFacts { model, texts })
+        rt.config.evaluate_request(&RequestFacts { model, texts })
     }));
     let decision = evaluated.map_err(|_| {
         tracing::error!("policy evaluation failed; blocking the request (fail closed)");
@@ -361,7 +364,7 @@ fn apply_policies(
             reason,
         }),
         Verdict::Redact => {
-            if let Some(mut redactor) = gw.config.redactor() {
+            if let Some(mut redactor) = rt.config.redactor() {
                 map_message_texts(body, |t| redactor.redact(t));
             }
             draft.verdict = "redact";
@@ -379,6 +382,7 @@ fn apply_policies(
 /// `warn` policies record and let the request through.
 async fn enforce_limits(
     gw: &Gateway,
+    config: &policy::PolicyConfig,
     key: &KeyInfo,
     draft: &mut Draft,
 ) -> Result<(), GatewayError> {
@@ -388,7 +392,7 @@ async fn enforce_limits(
         draft.reason = Some(reason.to_owned());
     };
     let now = Instant::now();
-    if let Some((rpm, tpm, policy, action)) = gw.config.rate_limit() {
+    if let Some((rpm, tpm, policy, action)) = config.rate_limit() {
         let limited = gw
             .limiter
             .admit(&key.team_id, rpm, now)
@@ -413,7 +417,7 @@ async fn enforce_limits(
             }
         }
     }
-    if let Some((limit_usd, policy, action)) = gw.config.cost_limit() {
+    if let Some((limit_usd, policy, action)) = config.cost_limit() {
         let spent = gw.budgets.spent(&key.team_id, store::now_ms()).await.map_err(|err| {
             tracing::error!(error = %err, "reading the team's spend failed; refusing the request");
             GatewayError::Unavailable(

@@ -93,6 +93,19 @@ pub async fn heartbeat(db: &Db, gateway_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Records the config hash a gateway runs after a hot reload.
+pub async fn set_config_hash(db: &Db, gateway_id: &str, hash: &str) -> Result<()> {
+    with_pool!(db, pool => {
+        sqlx::query("update gateway set config_hash = $1 where gateway_id = $2")
+            .bind(hash)
+            .bind(gateway_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
+}
+
 pub(crate) async fn list(db: &Db) -> Result<Vec<GatewayRow>> {
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, GatewayRow>(

@@ -44,6 +44,7 @@ pub fn default_name(path: &Path) -> String {
 
 /// A policy config read and validated from a file.
 pub struct LoadedConfig {
+    pub path: PathBuf,
     pub hash: String,
     pub config: policy::PolicyConfig,
 }
@@ -59,6 +60,7 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, Failure> {
         ))
     })?;
     Ok(LoadedConfig {
+        path: path.to_owned(),
         hash: policy::source_hash(&src),
         config,
     })
@@ -89,6 +91,7 @@ pub async fn start(
         config: loaded.config,
         config_hash: loaded.hash,
         serve_teams: (!team_ids.is_empty()).then_some(team_ids),
+        config_path: Some(loaded.path),
     };
     Ok(gateway::start(db, settings, listen).await?)
 }

@@ -1,0 +1,79 @@
+//! Hot reload: the gateway re-reads its policy config file every
+//! [`POLL_EVERY`] and on SIGHUP. A valid new config replaces the running one
+//! for the requests that start after it (requests in flight finish under the
+//! config they started with); an invalid one is refused, the old config keeps
+//! serving, and the errors are logged and shown in `/health`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Gateway;
+use crate::runtime::Runtime;
+
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// Watches `path` until the task is aborted.
+pub async fn watch(gw: Arc<Gateway>, path: PathBuf) {
+    let mut tick = tokio::time::interval(POLL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        {
+            let sighup = async {
+                match hangup.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tick.tick() => {},
+                () = sighup => tracing::info!("SIGHUP: reloading the policy config"),
+            }
+        }
+        #[cfg(not(unix))]
+        tick.tick().await;
+        check(&gw, &path).await;
+    }
+}
+
+/// Re-reads the file; applies it when it changed and is valid.
+pub async fn check(gw: &Gateway, path: &std::path::Path) {
+    let src = match tokio::fs::read_to_string(path).await {
+        Ok(src) => src,
+        Err(err) => {
+            gw.set_reload_error(Some(format!("cannot read {}: {err}", path.display())));
+            return;
+        }
+    };
+    let hash = policy::source_hash(&src);
+    if hash == gw.runtime().hash {
+        gw.set_reload_error(None);
+        return;
+    }
+    match policy::parse(&src) {
+        Ok(config) => {
+            gw.swap_runtime(Runtime::new(config, hash.clone()));
+            gw.set_reload_error(None);
+            tracing::info!(config_hash = %hash, "policy config reloaded");
+            if let Err(err) = store::gateways::set_config_hash(gw.db(), &gw.gateway_id, &hash).await
+            {
+                tracing::warn!(error = %err, "reporting the new config hash failed");
+            }
+        }
+        Err(diags) => {
+            let text = policy::render_diagnostics(&path.display().to_string(), &diags);
+            let changed = gw.reload_error().as_deref() != Some(text.as_str());
+            if changed {
+                tracing::error!(
+                    "the changed policy config is invalid; still serving the previous one:\n{text}"
+                );
+            }
+            gw.set_reload_error(Some(text));
+        }
+    }
+}

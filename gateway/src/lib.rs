@@ -64,6 +64,8 @@ pub struct Settings {
     pub serve_teams: Option<Vec<String>>,
     /// The config file, watched for changes (hot reload); `None` = fixed.
     pub config_path: Option<std::path::PathBuf>,
+    /// This gateway's event spool (a write-ahead log of events).
+    pub spool_dir: std::path::PathBuf,
 }
 
 /// Shared state of a running gateway.
@@ -156,7 +158,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         .read_timeout(READ_TIMEOUT)
         .build()
         .context("building the HTTP client")?;
-    let (spool, spool_task) = Spool::start(db.clone());
+    let (spool, spool_task) = Spool::start(db.clone(), settings.spool_dir)?;
     let gateway = Arc::new(Gateway {
         name: settings.name,
         gateway_id,
@@ -249,6 +251,7 @@ async fn health(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         "version": VERSION,
         "config_hash": gw.runtime().hash,
         "config_error": config_error,
+        "spool_depth": gw.spool.depth(),
         "uptime_seconds": gw.started.elapsed().as_secs(),
     }))
 }

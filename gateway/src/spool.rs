@@ -1,88 +1,266 @@
-//! The event spool: request handlers hand finished events to a channel
-//! without waiting; one writer task batches them into the database (events
-//! and rollups in one transaction). When the database is unreachable the
-//! writer keeps the batch and retries with back-off, so no event is lost
-//! while the process lives.
+//! The event spool: every finished request's event is appended to a local
+//! write-ahead log (JSON lines in `<data dir>/spool/<gateway name>/`) before
+//! the request handler returns, and a writer task copies the log into the
+//! database in batches (events and rollups in one transaction).
+//!
+//! Guarantees:
+//! - The request path never waits on the database: it only appends a line to
+//!   a file (a `write` into the OS page cache, no fsync).
+//! - An event whose line was appended survives a database outage (the writer
+//!   retries with back-off and catches up) and a crash or `kill -9` of the
+//!   gateway (the next start replays the log). It does not survive a power
+//!   loss of the host before the OS wrote the page cache out.
+//! - Replays never double-count: event ids are unique and a batch insert
+//!   skips ids already stored (events and rollups together).
+//!
+//! The log is split into segments; a segment is deleted once the writer has
+//! stored all of it and a newer segment is in use.
 
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use store::Db;
 use store::events::EventRow;
 use tokio::sync::mpsc;
 
 /// Most events written in one transaction.
 const BATCH_MAX: usize = 256;
-/// Longest wait between a request finishing and its event being written.
+/// Longest wait between a request finishing and its event being stored.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
-/// Events buffered in memory before new ones are dropped (and counted).
-const CAPACITY: usize = 100_000;
+/// A segment is closed (and a new one started) past this size.
+const SEGMENT_MAX_BYTES: u64 = 8 << 20;
+const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// The open segment events are appended to.
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    file: File,
+    bytes: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    current: Mutex<Segment>,
+    /// Events appended but not yet stored in the database.
+    depth: AtomicU64,
+}
+
+/// Handle used by request handlers; cheap to clone. The writer task ends
+/// (after storing everything) once every handle is dropped.
 #[derive(Clone, Debug)]
 pub struct Spool {
-    tx: mpsc::Sender<EventRow>,
+    shared: Arc<Shared>,
+    wake: mpsc::Sender<()>,
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("events-{seq:020}.jsonl"))
+}
+
+/// Sequence numbers of the segments in `dir`, oldest first.
+fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut seqs: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("events-")?
+                .strip_suffix(".jsonl")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+fn open_segment(dir: &Path, seq: u64) -> std::io::Result<Segment> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(segment_path(dir, seq))?;
+    let bytes = file.metadata()?.len();
+    Ok(Segment { seq, file, bytes })
 }
 
 impl Spool {
-    /// Starts the writer task; it ends (after a final flush) once every
-    /// `Spool` clone is dropped. Await the handle to be sure all is written.
-    pub fn start(db: Db) -> (Spool, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(CAPACITY);
-        let handle = tokio::spawn(writer(db, rx));
-        (Spool { tx }, handle)
+    /// Opens (or creates) the spool in `dir` and starts the writer, which
+    /// first replays whatever an earlier run left unstored.
+    pub fn start(db: Db, dir: PathBuf) -> anyhow::Result<(Spool, tokio::task::JoinHandle<()>)> {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the event spool {}", dir.display()))?;
+        let existing = segments(&dir)?;
+        let first = existing.first().copied().unwrap_or(0);
+        let next = existing.last().map_or(0, |s| s + 1);
+        let current = open_segment(&dir, next)
+            .with_context(|| format!("cannot open the event spool in {}", dir.display()))?;
+        let shared = Arc::new(Shared {
+            dir,
+            current: Mutex::new(current),
+            depth: AtomicU64::new(0),
+        });
+        let (wake, wakeups) = mpsc::channel(1);
+        let handle = tokio::spawn(writer(db, shared.clone(), wakeups, first));
+        Ok((Spool { shared, wake }, handle))
     }
 
-    /// Queues an event; never blocks the request path.
+    /// Appends an event to the log; the writer stores it shortly after.
+    /// Never waits on the database.
     pub fn record(&self, event: EventRow) {
-        if let Err(err) = self.tx.try_send(event) {
-            tracing::error!(error = %err, "event spool full or closed: an event was dropped");
+        let mut line = match serde_json::to_vec(&event) {
+            Ok(line) => line,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot serialise an event");
+                return;
+            }
+        };
+        line.push(b'\n');
+        match self.append(&line) {
+            Ok(()) => {
+                self.shared.depth.fetch_add(1, Ordering::Relaxed);
+                // A full channel means a wake-up is already pending.
+                let _ = self.wake.try_send(());
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot append to the event spool: an event was lost")
+            }
         }
+    }
+
+    fn append(&self, line: &[u8]) -> std::io::Result<()> {
+        let mut seg = self
+            .shared
+            .current
+            .lock()
+            .map_err(|_| std::io::Error::other("spool lock poisoned"))?;
+        if seg.bytes >= SEGMENT_MAX_BYTES {
+            *seg = open_segment(&self.shared.dir, seg.seq + 1)?;
+        }
+        seg.file.write_all(line)?;
+        seg.bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Events appended but not yet stored in the database.
+    pub fn depth(&self) -> u64 {
+        self.shared.depth.load(Ordering::Relaxed)
     }
 }
 
-async fn writer(db: Db, mut rx: mpsc::Receiver<EventRow>) {
-    let mut batch: Vec<EventRow> = Vec::with_capacity(BATCH_MAX);
-    let mut backoff = Duration::from_millis(200);
+/// Where the writer is in the log.
+struct Cursor {
+    seq: u64,
+    offset: u64,
+}
+
+/// Reads up to `BATCH_MAX` complete lines from the cursor's segment.
+/// Returns the events and the offset after them.
+fn read_batch(dir: &Path, cursor: &Cursor) -> std::io::Result<(Vec<EventRow>, u64)> {
+    let mut file = match File::open(segment_path(dir, cursor.seq)) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Vec::new(), cursor.offset));
+        }
+        Err(err) => return Err(err),
+    };
+    file.seek(SeekFrom::Start(cursor.offset))?;
+    let mut reader = BufReader::new(file);
+    let mut events = Vec::new();
+    let mut offset = cursor.offset;
+    let mut line = Vec::new();
+    while events.len() < BATCH_MAX {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break; // end, or a line still being written
+        }
+        offset += n as u64;
+        match serde_json::from_slice::<EventRow>(&line) {
+            Ok(event) => events.push(event),
+            Err(err) => tracing::error!(error = %err, "skipping a corrupt spool line"),
+        }
+    }
+    Ok((events, offset))
+}
+
+async fn writer(db: Db, shared: Arc<Shared>, mut wakeups: mpsc::Receiver<()>, first: u64) {
+    let mut cursor = Cursor {
+        seq: first,
+        offset: 0,
+    };
+    let mut backoff = RETRY_MIN;
+    let mut closing = false;
     loop {
-        if batch.is_empty() {
-            match rx.recv().await {
-                Some(event) => batch.push(event),
-                None => return,
+        let (events, offset) = match read_batch(&shared.dir, &cursor) {
+            Ok(read) => read,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the event spool");
+                (Vec::new(), cursor.offset)
             }
-            // Give concurrent requests a moment to join this batch.
-            let deadline = tokio::time::sleep(FLUSH_EVERY);
-            tokio::pin!(deadline);
-            while batch.len() < BATCH_MAX {
-                tokio::select! {
-                    event = rx.recv() => match event {
-                        Some(event) => batch.push(event),
-                        None => break,
-                    },
-                    _ = &mut deadline => break,
+        };
+        if !events.is_empty() {
+            match store::events::insert_batch(&db, &events).await {
+                Ok(()) => {
+                    cursor.offset = offset;
+                    backoff = RETRY_MIN;
+                    let stored = events.len() as u64;
+                    let _ = shared
+                        .depth
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                            Some(d.saturating_sub(stored))
+                        });
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, pending = shared.depth.load(Ordering::Relaxed), retry_in = ?backoff,
+                        "storing events failed; they are kept in the spool and retried");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                    continue;
                 }
             }
         }
-        match store::events::insert_batch(&db, &batch).await {
-            Ok(()) => {
-                batch.clear();
-                backoff = Duration::from_millis(200);
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, pending = batch.len(), retry_in = ?backoff, "writing events failed; will retry");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(RETRY_MAX);
-                // Keep accepting events meanwhile (up to the batch limit).
-                while batch.len() < BATCH_MAX {
-                    match rx.try_recv() {
-                        Ok(event) => batch.push(event),
-                        Err(_) => break,
+        // This segment is read to its end: move on if a newer one exists;
+        // if it is the open one and fully stored, start a fresh one so the
+        // stored one can go (keeps the log, and replays after a crash, short).
+        let current = match shared.current.lock() {
+            Ok(mut seg) => {
+                if seg.seq == cursor.seq && seg.bytes > 0 && seg.bytes == cursor.offset {
+                    match open_segment(&shared.dir, seg.seq + 1) {
+                        Ok(fresh) => *seg = fresh,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot start a new spool segment")
+                        }
                     }
                 }
-                if rx.is_closed() && rx.is_empty() && backoff >= RETRY_MAX {
-                    tracing::error!(lost = batch.len(), "shutting down with unwritten events");
-                    return;
-                }
+                seg.seq
             }
+            Err(_) => cursor.seq,
+        };
+        if cursor.seq < current {
+            let _ = std::fs::remove_file(segment_path(&shared.dir, cursor.seq));
+            cursor = Cursor {
+                seq: cursor.seq + 1,
+                offset: 0,
+            };
+            continue;
+        }
+        if closing {
+            return;
+        }
+        tokio::select! {
+            woke = wakeups.recv() => if woke.is_none() {
+                // Every handle is gone: store what is left, then stop.
+                closing = true;
+            },
+            () = tokio::time::sleep(FLUSH_EVERY) => {},
         }
     }
 }

@@ -73,6 +73,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let loaded = super::gateway::load_config(&config_path)?;
     let gateway = super::gateway::start(
         db.clone(),
+        &args.db.data_dir.join("spool"),
         loaded,
         "demo".to_owned(),
         &[],

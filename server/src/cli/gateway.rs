@@ -69,6 +69,7 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, Failure> {
 /// Resolves team slugs and starts the worker.
 pub async fn start(
     db: store::Db,
+    spool_dir: &Path,
     loaded: LoadedConfig,
     name: String,
     team_slugs: &[String],
@@ -87,6 +88,7 @@ pub async fn start(
         team_ids.push(team.team_id);
     }
     let settings = gateway::Settings {
+        spool_dir: spool_dir.join(&name),
         name,
         config: loaded.config,
         config_hash: loaded.hash,
@@ -113,7 +115,15 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
         .name
         .clone()
         .unwrap_or_else(|| default_name(&args.policy_config));
-    let running = start(db, loaded, name, &args.teams, &listen).await?;
+    let running = start(
+        db,
+        &args.db.data_dir.join("spool"),
+        loaded,
+        name,
+        &args.teams,
+        &listen,
+    )
+    .await?;
     println!("kt gateway: listening on http://{}", running.addr);
     running.serve(super::shutdown_signal()).await?;
     Ok(())

@@ -124,11 +124,26 @@ impl GatewayError {
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let GatewayError::RateLimited {
-            retry_after_secs, ..
+            retry_after_secs,
+            limit,
+            ..
         } = &self
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
+            // Retry-After, and the IETF RateLimit-* fields clients also read.
+            let headers = response.headers_mut();
+            for (name, value) in [
+                (header::RETRY_AFTER.as_str(), retry_after_secs.to_string()),
+                ("ratelimit-limit", limit.to_string()),
+                ("ratelimit-remaining", "0".to_owned()),
+                ("ratelimit-reset", retry_after_secs.to_string()),
+            ] {
+                if let (Ok(name), Ok(value)) = (
+                    axum::http::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    headers.insert(name, value);
+                }
+            }
         }
         response
     }

@@ -268,6 +268,9 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    gw.metrics
+        .spool_depth
+        .set(i64::try_from(gw.spool.depth()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -16,8 +17,15 @@ pub struct RequestLabels {
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    /// Time to the end of the answer, as the caller sees it.
     pub latency: Histogram,
+    /// Time the provider took to start answering (response headers).
+    pub upstream_latency: Histogram,
     pub tokens: Family<TokenLabels, Counter>,
+    /// Spend in micro-USD.
+    pub cost_micros: Counter,
+    /// Events appended to the spool but not yet stored (set at scrape).
+    pub spool_depth: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,13 +48,30 @@ impl Default for Metrics {
             "Time to the end of the answer",
             latency.clone(),
         );
+        let upstream_latency = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "upstream_duration_seconds",
+            "Time until the provider starts answering",
+            upstream_latency.clone(),
+        );
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register("tokens", "Tokens reported by providers", tokens.clone());
+        let cost_micros = Counter::default();
+        registry.register("cost_micro_usd", "Spend in micro-USD", cost_micros.clone());
+        let spool_depth = Gauge::default();
+        registry.register(
+            "spool_depth",
+            "Events spooled locally and not yet stored in the database",
+            spool_depth.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            upstream_latency,
             tokens,
+            cost_micros,
+            spool_depth,
         }
     }
 }

@@ -162,6 +162,9 @@ impl Draft {
             })
             .inc();
         gw.metrics.latency.observe(latency.as_secs_f64());
+        gw.metrics
+            .cost_micros
+            .inc_by(u64::try_from(cost).unwrap_or(0));
         for (direction, n) in [
             ("input", usage.input_tokens),
             ("output", usage.output_tokens),
@@ -321,9 +324,14 @@ async fn prepare_and_send(
         .ok_or_else(|| GatewayError::NoRoute(model.clone()))?;
     draft.target = Some((target.id.clone(), target.kind.as_str()));
     draft.demo = provider.is_demo();
-    provider
+    let asked = Instant::now();
+    let answer = provider
         .send(&gw.http, draft.format, body, stream, headers)
-        .await
+        .await;
+    gw.metrics
+        .upstream_latency
+        .observe(asked.elapsed().as_secs_f64());
+    answer
 }
 
 /// Evaluates the content policies (PII, model filter) in the order written.

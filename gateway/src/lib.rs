@@ -11,7 +11,6 @@ pub mod error;
 pub mod keys;
 pub mod limiter;
 pub mod metrics;
-pub mod pricing;
 pub mod providers;
 pub mod proxy;
 pub mod reload;

@@ -44,69 +44,6 @@ impl ApiFormat {
     }
 }
 
-/// The text parts of one chat message (`content` as a string, or as a list of
-/// `{"type": "text", "text": …}` parts).
-pub fn message_texts(message: &Value) -> impl Iterator<Item = &str> {
-    let content = message.get("content");
-    let whole = content.and_then(Value::as_str);
-    let parts = content
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("text").and_then(Value::as_str));
-    whole.into_iter().chain(parts)
-}
-
-/// Every text of a request a policy must see: message contents and the
-/// Anthropic top-level `system` (a string or text blocks).
-fn request_texts(body: &Value) -> Vec<&str> {
-    let messages = body.get("messages").and_then(Value::as_array);
-    let system = body.get("system").map(|system| match system {
-        Value::String(text) => vec![text.as_str()],
-        blocks => blocks
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .collect(),
-    });
-    system
-        .into_iter()
-        .flatten()
-        .chain(messages.into_iter().flatten().flat_map(message_texts))
-        .collect()
-}
-
-/// Replaces every text of a request (see [`request_texts`]) through `f`.
-fn map_message_texts(body: &mut Value, mut f: impl FnMut(&str) -> String) {
-    if let Some(system) = body.get_mut("system") {
-        map_content(system, &mut f);
-    }
-    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for message in messages {
-        if let Some(content) = message.get_mut("content") {
-            map_content(content, &mut f);
-        }
-    }
-}
-
-/// Rewrites a `content` value: a string, or a list of parts with `text`.
-fn map_content(content: &mut Value, f: &mut impl FnMut(&str) -> String) {
-    match content {
-        Value::String(text) => *text = f(text),
-        Value::Array(parts) => {
-            for part in parts {
-                if let Some(Value::String(text)) = part.get_mut("text") {
-                    *text = f(text);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 /// The fields of a request's event known before the answer.
 #[derive(Clone)]
 struct Draft {
@@ -124,6 +61,8 @@ struct Draft {
     client_wants_usage: bool,
     /// Rewrites the answer's text (restore markers, redact PII), if a policy asks.
     answer_filter: Option<Arc<FilterFactory>>,
+    /// PII entity types the policies found (names only).
+    pii_entities: Vec<String>,
 }
 
 impl Draft {
@@ -141,6 +80,7 @@ impl Draft {
             policy: None,
             client_wants_usage: false,
             answer_filter: None,
+            pii_entities: Vec::new(),
         }
     }
 
@@ -153,7 +93,7 @@ impl Draft {
     ) -> EventRow {
         let latency = self.started.elapsed();
         let cost =
-            crate::pricing::cost_micros(&self.model, usage.input_tokens, usage.output_tokens);
+            policy::pricing::cost_micros(&self.model, usage.input_tokens, usage.output_tokens);
         gw.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -206,7 +146,7 @@ impl Draft {
             upstream_status: Some(i64::from(status.as_u16())),
             streamed: self.streamed,
             demo: self.demo,
-            pii_entities: None,
+            pii_entities: (!self.pii_entities.is_empty()).then(|| self.pii_entities.join(",")),
         }
     }
 }
@@ -334,8 +274,10 @@ async fn prepare_and_send(
     answer
 }
 
-/// Evaluates the content policies (PII, model filter) in the order written.
-/// Fails closed: if evaluation itself fails, the request is blocked.
+/// Evaluates the content policies (PII, model filter) in the order written,
+/// redacts the request when a policy says so, and prepares the answer filter
+/// (restoring markers, redacting PII in the answer). Fails closed: if
+/// evaluation itself fails, the request is blocked.
 fn apply_policies(
     rt: &Runtime,
     model: &str,
@@ -343,10 +285,10 @@ fn apply_policies(
     draft: &mut Draft,
 ) -> Result<(), GatewayError> {
     let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let texts = request_texts(body);
-        rt.config.evaluate_request(&RequestFacts { model, texts })
+        let texts = policy::request_texts(body);
+        rt.config.evaluate(&RequestFacts { model, texts })
     }));
-    let decision = evaluated.map_err(|_| {
+    let evaluation = evaluated.map_err(|_| {
         tracing::error!("policy evaluation failed; blocking the request (fail closed)");
         GatewayError::PolicyViolation {
             policy: "policy-engine".to_owned(),
@@ -354,36 +296,45 @@ fn apply_policies(
             message: "the request could not be checked against the team's policies, so it was blocked; retry, and tell your platform team if it persists".to_owned(),
         }
     })?;
+    let decision = evaluation.decision;
+    draft.pii_entities = evaluation.entities;
     draft.policy.clone_from(&decision.policy);
     draft.reason.clone_from(&decision.reason);
     let policy = decision.policy.unwrap_or_default();
     let reason = decision.reason.unwrap_or_default();
+    let mut request_redactor = None;
     match decision.verdict {
-        Verdict::Block => Err(GatewayError::PolicyViolation {
-            message: format!("request blocked by policy `{policy}` ({reason})"),
-            policy,
-            reason,
-        }),
-        Verdict::Escalate => Err(GatewayError::EscalationRequired {
-            message: format!(
-                "request held by policy `{policy}` ({reason}): it needs a reviewer's approval"
-            ),
-            policy,
-            reason,
-        }),
+        Verdict::Block => {
+            return Err(GatewayError::PolicyViolation {
+                message: format!("request blocked by policy `{policy}` ({reason})"),
+                policy,
+                reason,
+            });
+        }
+        Verdict::Escalate => {
+            return Err(GatewayError::EscalationRequired {
+                message: format!(
+                    "request held by policy `{policy}` ({reason}): it needs a reviewer's approval"
+                ),
+                policy,
+                reason,
+            });
+        }
         Verdict::Redact => {
             if let Some(mut redactor) = rt.config.redactor() {
-                map_message_texts(body, |t| redactor.redact(t));
+                policy::redact_request(body, &mut redactor);
+                request_redactor = Some(redactor);
             }
             draft.verdict = "redact";
-            Ok(())
         }
-        Verdict::Warn => {
-            draft.verdict = "warn";
-            Ok(())
-        }
-        Verdict::Allow => Ok(()),
+        Verdict::Warn => draft.verdict = "warn",
+        Verdict::Allow => {}
     }
+    draft.answer_filter = rt.config.answer_filter(request_redactor).map(|filter| {
+        let make: FilterFactory = Box::new(move || Box::new(filter.clone()));
+        Arc::new(make)
+    });
+    Ok(())
 }
 
 /// Rate limits (requests and tokens per minute) and the monthly cost cap.

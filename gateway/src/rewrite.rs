@@ -21,6 +21,18 @@ pub trait TextFilter: Send {
     fn finish(&mut self) -> String;
 }
 
+/// The policy engine's answer filter: restores the request's markers and
+/// redacts PII the model wrote, holding back values split across pieces.
+impl TextFilter for policy::AnswerFilter {
+    fn push(&mut self, piece: &str) -> String {
+        policy::AnswerFilter::push(self, piece)
+    }
+
+    fn finish(&mut self) -> String {
+        policy::AnswerFilter::finish(self)
+    }
+}
+
 /// Builds one filter per choice of an answer.
 pub type FilterFactory = Box<dyn Fn() -> Box<dyn TextFilter> + Send + Sync>;
 

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use crate::pii::PiiEntity;
+use crate::pii::{CustomPattern, Scanner};
 
 /// A tenant's validated policy configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,17 +78,28 @@ impl fmt::Display for Action {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Rule {
-    /// `type: pii_detection`: look for personal data and secrets in the request.
+    /// `type: pii_detection`: look for personal data and secrets in the request (and, with
+    /// `scan_responses`, in the answer).
     PiiDetection {
         /// `action`, default `block`.
         action: Action,
         /// `entities` to look for; empty means every built-in entity.
         entities: Vec<PiiEntity>,
-        /// `allowlist`: matched values to ignore (exact values; `*` globs allowed).
+        /// `allowlist`: matched values to ignore: exact values, `*` globs, or
+        /// `regex:<pattern>` (the whole value must match).
         allowlist: Vec<String>,
+        /// `custom_patterns`: the policy's own entities (always looked for, in addition to
+        /// `entities`).
+        custom_patterns: Vec<CustomPattern>,
         /// `restore` (only with `action: redact`): put the original values back into the
         /// answer wherever the model repeated a marker.
         restore: bool,
+        /// `scan_responses` (default `false`): also redact the values found in answers
+        /// (streamed answers included), whatever the `action` on requests.
+        scan_responses: bool,
+        /// The compiled detector for this policy (entities, custom patterns, allowlist).
+        #[serde(skip)]
+        scanner: Scanner,
     },
     /// `type: cost_limit`: a monthly budget, enforced by the gateway.
     CostLimit {

@@ -1,7 +1,7 @@
 //! Lint diagnostics: what went wrong, where, and what to do about it.
 //!
-//! A [`Diagnostic`] carries a 1-based line and column, the field path (`policies[1].action`),
-//! a message and an optional suggestion. [`render_diagnostics`] prints them the way compilers
+//! A [`Diagnostic`] carries a [`Severity`], a 1-based line and column, the field path
+//! (`policies[1].action`), a message and an optional suggestion. [`render_diagnostics`] prints them the way compilers
 //! do, so editors and CI logs make them clickable; `Diagnostic` is also `Serialize` for
 //! machine-readable (`--json`) output.
 
@@ -9,9 +9,38 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// How serious a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The file is invalid: `parse` refuses it and `kt policy lint` exits 2.
+    #[default]
+    Error,
+    /// Worth a look, but the file is valid and works as written.
+    Warning,
+}
+
+impl Severity {
+    /// `"error"` or `"warning"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One problem found in a policy file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Diagnostic {
+    /// Error (the file is invalid) or warning.
+    pub severity: Severity,
     /// Line of the offending key or value, 1-based.
     pub line: usize,
     /// Column of the offending key or value (in characters), 1-based.
@@ -25,10 +54,48 @@ pub struct Diagnostic {
     pub suggestion: Option<String>,
 }
 
+impl Diagnostic {
+    /// An error at `line`:`column` about `path`.
+    pub fn error(line: usize, column: usize, path: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            line,
+            column,
+            path: path.to_owned(),
+            message: message.into(),
+            suggestion: None,
+        }
+    }
+
+    /// A warning at `line`:`column` about `path`.
+    pub fn warning(
+        line: usize,
+        column: usize,
+        path: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(line, column, path, message)
+        }
+    }
+
+    /// The same diagnostic with a suggestion.
+    pub fn with_suggestion(mut self, help: impl Into<String>) -> Diagnostic {
+        self.suggestion = Some(help.into());
+        self
+    }
+
+    /// Whether this is an error (not a warning).
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
 impl fmt::Display for Diagnostic {
-    /// `LINE:COL: error: PATH: MESSAGE`, then `  help: SUGGESTION` on its own line if any.
+    /// `LINE:COL: SEVERITY: PATH: MESSAGE`, then `  help: SUGGESTION` on its own line if any.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: error: ", self.line, self.column)?;
+        write!(f, "{}:{}: {}: ", self.line, self.column, self.severity)?;
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
         }
@@ -47,6 +114,7 @@ impl fmt::Display for Diagnostic {
 ///   help: SUGGESTION
 /// ```
 ///
+/// (`warning:` instead of `error:` for warnings.)///
 /// The `help` line appears only when there is a suggestion; the `PATH: ` part is left out for
 /// problems with the document as a whole. Every block ends with a newline.
 pub fn render_diagnostics(file: &str, diags: &[Diagnostic]) -> String {
@@ -104,6 +172,7 @@ pub(crate) fn did_you_mean_one_of(input: &str, candidates: &[&str]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -125,25 +194,27 @@ mod tests {
     #[test]
     fn renders_compiler_style() {
         let diags = vec![
-            Diagnostic {
-                line: 3,
-                column: 5,
-                path: "policies[0].monthy_limit".into(),
-                message: "unknown field `monthy_limit`".into(),
-                suggestion: Some("did you mean `monthly_limit`?".into()),
-            },
-            Diagnostic {
-                line: 1,
-                column: 1,
-                path: String::new(),
-                message: "the file is empty".into(),
-                suggestion: None,
-            },
+            Diagnostic::error(
+                3,
+                5,
+                "policies[0].monthy_limit",
+                "unknown field `monthy_limit`",
+            )
+            .with_suggestion("did you mean `monthly_limit`?"),
+            Diagnostic::error(1, 1, "", "the file is empty"),
+            Diagnostic::warning(7, 14, "policies[2].enabled", "policy `x` is disabled"),
         ];
         assert_eq!(
             render_diagnostics("team.yaml", &diags),
             "team.yaml:3:5: error: policies[0].monthy_limit: unknown field `monthy_limit`\n  \
-             help: did you mean `monthly_limit`?\nteam.yaml:1:1: error: the file is empty\n"
+             help: did you mean `monthly_limit`?\nteam.yaml:1:1: error: the file is empty\n\
+             team.yaml:7:14: warning: policies[2].enabled: policy `x` is disabled\n"
+        );
+        let json = serde_json::to_value(&diags[2]).unwrap();
+        assert_eq!(json["severity"], "warning");
+        assert_eq!(
+            serde_json::to_value(&diags[1]).unwrap()["severity"],
+            "error"
         );
     }
 }

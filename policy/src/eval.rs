@@ -8,9 +8,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::config::{Action, PiiEntity, PolicyConfig, Rule};
+use crate::config::{Action, PolicyConfig, Rule};
 use crate::glob::glob_match;
-use crate::pii::{Redactor, detect};
+use crate::pii::{AnswerFilter, Redactor, Scanner, Span, raw_spans};
 
 /// What the gateway knows about a request before forwarding it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +79,13 @@ pub struct Decision {
     pub verdict: Verdict,
     /// The deciding policy's name (`None` for a plain allow).
     pub policy: Option<String>,
-    /// Reason code: `model_not_allowed`, `pii_detected:email`, …
+    /// Reason code: `model_not_allowed`, `pii_detected:email` (the first value found, in text
+    /// order), …
     pub reason: Option<String>,
+    /// The PII entity kinds the deciding policy found (names only, never values), sorted;
+    /// empty for decisions that are not about PII.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<String>,
 }
 
 impl Decision {
@@ -90,6 +95,7 @@ impl Decision {
             verdict: Verdict::Allow,
             policy: None,
             reason: None,
+            entities: Vec::new(),
         }
     }
 
@@ -99,7 +105,14 @@ impl Decision {
             verdict,
             policy: Some(policy.to_owned()),
             reason: Some(reason.into()),
+            entities: Vec::new(),
         }
+    }
+
+    /// The same decision, listing the PII entity kinds found.
+    pub fn with_entities(mut self, entities: Vec<String>) -> Decision {
+        self.entities = entities;
+        self
     }
 }
 
@@ -111,6 +124,8 @@ pub struct Evaluation {
     /// Every policy that triggered, in evaluation order (warnings included), up to and
     /// including the deciding one.
     pub triggered: Vec<Decision>,
+    /// Every PII entity kind found by the policies evaluated (names only), sorted.
+    pub entities: Vec<String>,
 }
 
 /// Whether `model` passes a model filter: denied patterns first, then allowed ones.
@@ -122,34 +137,55 @@ impl PolicyConfig {
     /// Evaluates the enabled request-side policies in the order written and returns the
     /// decision: the first `block` or `escalate` stops evaluation and decides; otherwise the
     /// first `redact` decides (the gateway then redacts, see [`PolicyConfig::redactor`]);
-    /// otherwise the first `warn`; otherwise allow. `cost_limit` and `rate_limit` are skipped
+    /// otherwise the first `warn` (warnings are recorded, the request goes on); otherwise
+    /// allow. Disabled policies are skipped; `cost_limit` and `rate_limit` are skipped too
     /// (the gateway enforces them with shared state).
     pub fn evaluate_request(&self, req: &RequestFacts<'_>) -> Decision {
         self.evaluate(req).decision
     }
 
     /// Like [`PolicyConfig::evaluate_request`], also listing every policy that triggered
-    /// (to record warnings next to the final decision).
+    /// (to record warnings next to the final decision) and every PII entity kind found.
     pub fn evaluate(&self, req: &RequestFacts<'_>) -> Evaluation {
         let mut triggered: Vec<Decision> = Vec::new();
+        let mut all_entities: Vec<String> = Vec::new();
+        // One scan of each text serves every PII policy (their built-in entities combined).
+        let mut raw: Option<Vec<Vec<Span>>> = None;
         for policy in self.enabled_policies() {
             let decision = match &policy.rule {
                 Rule::PiiDetection {
-                    action,
-                    entities,
-                    allowlist,
-                    ..
-                } => req
-                    .texts
-                    .iter()
-                    .find_map(|t| detect(t, entities, allowlist).into_iter().next())
-                    .map(|f| {
+                    action, scanner, ..
+                } => {
+                    let raw = raw.get_or_insert_with(|| {
+                        let mask = self.enabled_policies().fold(0, |m, p| match &p.rule {
+                            Rule::PiiDetection { scanner, .. } => m | scanner.mask(),
+                            _ => m,
+                        });
+                        req.texts.iter().map(|t| raw_spans(t, mask)).collect()
+                    });
+                    let mut found: Vec<String> = Vec::new();
+                    let mut first: Option<String> = None;
+                    for (t, r) in req.texts.iter().zip(raw.iter()) {
+                        let f = scanner.entity_names_from(t, r, &mut found);
+                        if first.is_none() {
+                            first = f;
+                        }
+                    }
+                    first.map(|entity| {
+                        found.sort();
+                        for e in &found {
+                            if !all_entities.contains(e) {
+                                all_entities.push(e.clone());
+                            }
+                        }
                         Decision::new(
                             Verdict::from(*action),
                             &policy.name,
-                            format!("pii_detected:{}", f.entity),
+                            format!("pii_detected:{entity}"),
                         )
-                    }),
+                        .with_entities(found)
+                    })
+                }
                 Rule::ModelFilter {
                     allowed_models,
                     denied_models,
@@ -171,42 +207,36 @@ impl PolicyConfig {
             .or_else(|| pick(Verdict::Redact))
             .or_else(|| pick(Verdict::Warn))
             .unwrap_or_else(Decision::allow);
+        all_entities.sort();
         Evaluation {
             decision,
             triggered,
+            entities: all_entities,
         }
     }
 
-    /// A redactor for the enabled `pii_detection` policies with `action: redact` (their
-    /// entities and allowlists combined), or `None` when there is no such policy.
+    /// The scanners of the enabled `pii_detection` policies that match `filter`.
+    fn pii_scanners(&self, filter: impl Fn(Action, bool) -> bool) -> Vec<Scanner> {
+        self.enabled_policies()
+            .filter_map(|p| match &p.rule {
+                Rule::PiiDetection {
+                    action,
+                    scan_responses,
+                    scanner,
+                    ..
+                } if filter(*action, *scan_responses) => Some(scanner.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A redactor for one request's texts: the enabled `pii_detection` policies with
+    /// `action: redact` (each with its own entities, custom patterns and allowlist), or `None`
+    /// when there is no such policy. Use it with [`crate::redact_request`], then hand it to
+    /// [`PolicyConfig::answer_filter`].
     pub fn redactor(&self) -> Option<Redactor> {
-        let mut any = false;
-        let mut all_entities = false;
-        let mut entities: Vec<PiiEntity> = Vec::new();
-        let mut allow: Vec<String> = Vec::new();
-        for p in self.enabled_policies() {
-            if let Rule::PiiDetection {
-                action: Action::Redact,
-                entities: e,
-                allowlist,
-                ..
-            } = &p.rule
-            {
-                any = true;
-                all_entities |= e.is_empty();
-                entities.extend(e.iter().copied());
-                allow.extend(allowlist.iter().cloned());
-            }
-        }
-        if !any {
-            return None;
-        }
-        if all_entities {
-            entities.clear();
-        }
-        entities.sort();
-        entities.dedup();
-        Some(Redactor::new(&entities, &allow))
+        let scanners = self.pii_scanners(|a, _| a == Action::Redact);
+        (!scanners.is_empty()).then(|| Redactor::from_scanners(scanners))
     }
 
     /// Whether an enabled redacting `pii_detection` policy asks for `restore: true`.
@@ -221,6 +251,36 @@ impl PolicyConfig {
                 }
             )
         })
+    }
+
+    /// Whether an enabled `pii_detection` policy asks for `scan_responses: true`.
+    pub fn scans_responses(&self) -> bool {
+        self.enabled_policies().any(|p| {
+            matches!(
+                p.rule,
+                Rule::PiiDetection {
+                    scan_responses: true,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// A redactor for answers: the enabled `pii_detection` policies with
+    /// `scan_responses: true` (whatever their `action`), or `None` when there is none.
+    /// [`PolicyConfig::answer_filter`] wraps it with restoring and streaming.
+    pub fn response_redactor(&self) -> Option<Redactor> {
+        let scanners = self.pii_scanners(|_, scan| scan);
+        (!scanners.is_empty()).then(|| Redactor::from_scanners(scanners))
+    }
+
+    /// What the gateway applies to an answer, given the request's redactor (after
+    /// [`crate::redact_request`]): redaction of answers (`scan_responses`) and restoring of the
+    /// request's values (`restore`). `None` when the answer passes unchanged.
+    pub fn answer_filter(&self, request: Option<Redactor>) -> Option<AnswerFilter> {
+        let restore = request.filter(|r| self.restores_redactions() && !r.is_empty());
+        let scan = self.response_redactor();
+        (scan.is_some() || restore.is_some()).then(|| AnswerFilter::new(scan, restore))
     }
 }
 
@@ -237,6 +297,11 @@ mod tests {
         }
     }
 
+    fn pii(verdict: Verdict, policy: &str, first: &str, entities: &[&str]) -> Decision {
+        Decision::new(verdict, policy, format!("pii_detected:{first}"))
+            .with_entities(entities.iter().map(|e| e.to_string()).collect())
+    }
+
     #[test]
     fn spec_example_decisions() {
         let cfg = parse(include_str!("../testdata/spec-example.yaml")).unwrap();
@@ -246,7 +311,7 @@ mod tests {
         );
         assert_eq!(
             cfg.evaluate_request(&req("gpt-4o", &["hi", "mail me at a@b.io"])),
-            Decision::new(Verdict::Block, "pii-protection", "pii_detected:email")
+            pii(Verdict::Block, "pii-protection", "email", &["email"])
         );
         assert_eq!(
             cfg.evaluate_request(&req("gpt-3.5-turbo", &["hello"])),
@@ -257,6 +322,14 @@ mod tests {
                 .verdict,
             Verdict::Allow
         );
+        // PII is checked first (evaluation order as written).
+        let e = cfg.evaluate(&req("gpt-3.5-turbo", &["ssn 123-45-6789, mail a@b.io"]));
+        assert_eq!(
+            e.decision,
+            pii(Verdict::Block, "pii-protection", "ssn", &["email", "ssn"])
+        );
+        assert_eq!(e.triggered.len(), 1);
+        assert_eq!(e.entities, ["email", "ssn"]);
     }
 
     #[test]
@@ -267,12 +340,22 @@ mod tests {
             ("call +1 415 555 0132", "phone"),
             ("card 4111 1111 1111 1111", "credit_card"),
             ("ssn 123-45-6789", "ssn"),
+            ("iban DE89 3704 0044 0532 0130 00", "iban"),
             ("server 10.1.2.3", "ip_address"),
+            ("server 2001:db8::1", "ip_address"),
             ("key sk-abcdefghijklmnopqrstuvwxyz123456", "api_key"),
+            (
+                "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----",
+                "private_key",
+            ),
+            (
+                "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl",
+                "jwt",
+            ),
         ] {
             assert_eq!(
                 cfg.evaluate_request(&req("gpt-4o", &[text])),
-                Decision::new(Verdict::Block, "pii", format!("pii_detected:{entity}")),
+                pii(Verdict::Block, "pii", entity, &[entity]),
                 "{text}"
             );
         }
@@ -293,15 +376,34 @@ mod tests {
         )
         .unwrap();
         let e = cfg.evaluate(&req("gpt-4o", &["ssn 123-45-6789"]));
-        assert_eq!(
-            e.decision,
-            Decision::new(Verdict::Warn, "pii-warn", "pii_detected:ssn")
-        );
+        assert_eq!(e.decision, pii(Verdict::Warn, "pii-warn", "ssn", &["ssn"]));
         let e = cfg.evaluate(&req("gpt-4o-mini", &["ssn 123-45-6789"]));
         assert_eq!(e.decision.verdict, Verdict::Block);
         assert_eq!(e.decision.reason.as_deref(), Some("model_not_allowed"));
+        assert!(e.decision.entities.is_empty());
         assert_eq!(e.triggered.len(), 2);
+        assert_eq!(e.entities, ["ssn"]);
         assert!(cfg.evaluate_request(&req("gpt-4.1", &["fine"])).verdict == Verdict::Allow);
+    }
+
+    #[test]
+    fn first_block_or_escalate_stops_evaluation() {
+        let cfg = parse(
+            "policies:\n\
+             \x20 - {name: keys, type: pii_detection, action: escalate, entities: [api_key]}\n\
+             \x20 - {name: all, type: pii_detection, action: block}\n",
+        )
+        .unwrap();
+        let e = cfg.evaluate(&req("m", &["AKIAIOSFODNN7EXAMPLE and a@b.io"]));
+        assert_eq!(
+            e.decision,
+            pii(Verdict::Escalate, "keys", "api_key", &["api_key"])
+        );
+        assert_eq!(e.triggered.len(), 1);
+        assert_eq!(
+            cfg.evaluate_request(&req("m", &["a@b.io"])),
+            pii(Verdict::Block, "all", "email", &["email"])
+        );
     }
 
     #[test]
@@ -314,7 +416,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             cfg.evaluate_request(&req("m", &["a@b.io"])),
-            Decision::new(Verdict::Redact, "hide", "pii_detected:email")
+            pii(Verdict::Redact, "hide", "email", &["email"])
         );
         assert_eq!(
             cfg.evaluate_request(&req("m", &["a@b.io AKIAIOSFODNN7EXAMPLE"]))
@@ -322,8 +424,86 @@ mod tests {
             Verdict::Escalate
         );
         assert!(cfg.restores_redactions());
+        assert!(!cfg.scans_responses());
         let mut r = cfg.redactor().unwrap();
         assert_eq!(r.redact("a@b.io 123-45-6789"), "[EMAIL_1] 123-45-6789");
+    }
+
+    #[test]
+    fn custom_patterns_and_allowlist_regex() {
+        let cfg = parse(
+            "policies:\n\
+             \x20 - name: hr\n\
+             \x20   type: pii_detection\n\
+             \x20   action: redact\n\
+             \x20   entities: [email]\n\
+             \x20   allowlist: [\"regex:.*@example\\\\.com\"]\n\
+             \x20   custom_patterns:\n\
+             \x20     - {name: employee_id, pattern: 'EMP-[0-9]{6}'}\n",
+        )
+        .unwrap();
+        let e = cfg.evaluate(&req("m", &["EMP-123456 and bob@corp.io, ann@example.com"]));
+        assert_eq!(
+            e.decision,
+            pii(
+                Verdict::Redact,
+                "hr",
+                "employee_id",
+                &["email", "employee_id"]
+            )
+        );
+        let mut r = cfg.redactor().unwrap();
+        assert_eq!(
+            r.redact("EMP-123456 and bob@corp.io, ann@example.com"),
+            "[EMPLOYEE_ID_1] and [EMAIL_1], ann@example.com"
+        );
+        assert_eq!(r.entities(), ["employee_id", "email"]);
+    }
+
+    #[test]
+    fn redactors_keep_each_policy_settings() {
+        // Two redacting policies: each allowlist applies to its own policy only.
+        let cfg = parse(
+            "policies:\n\
+             \x20 - {name: mails, type: pii_detection, action: redact, entities: [email], allowlist: [\"*@corp.io\"]}\n\
+             \x20 - {name: all, type: pii_detection, action: redact}\n",
+        )
+        .unwrap();
+        let mut r = cfg.redactor().unwrap();
+        assert_eq!(r.redact("bob@corp.io 10.0.0.1"), "[EMAIL_1] [IP_ADDRESS_1]");
+    }
+
+    #[test]
+    fn answers_are_scanned_and_restored() {
+        let cfg = parse(
+            "policies:\n\
+             \x20 - {name: hide, type: pii_detection, action: redact, restore: true, scan_responses: true}\n",
+        )
+        .unwrap();
+        assert!(cfg.scans_responses());
+        let mut body =
+            serde_json::json!({"messages": [{"role": "user", "content": "I am jo@ex.com"}]});
+        let mut r = cfg.redactor().unwrap();
+        crate::redact_request(&mut body, &mut r);
+        assert_eq!(body["messages"][0]["content"], "I am [EMAIL_1]");
+        let mut f = cfg.answer_filter(Some(r)).unwrap();
+        assert!(f.redacts() && f.restores());
+        assert_eq!(
+            f.filter("Hi [EMAIL_1], write to help@corp.io"),
+            "Hi jo@ex.com, write to [EMAIL_2]"
+        );
+        // Nothing to do: no filter.
+        let spec = parse(include_str!("../testdata/spec-example.yaml")).unwrap();
+        assert!(spec.answer_filter(None).is_none());
+        assert!(spec.response_redactor().is_none());
+        // Scanning answers without redacting requests (a blocking policy).
+        let cfg = parse(
+            "policies:\n  - {name: p, type: pii_detection, action: block, scan_responses: true}\n",
+        )
+        .unwrap();
+        let mut f = cfg.answer_filter(cfg.redactor()).unwrap();
+        assert!(!f.restores());
+        assert_eq!(f.filter("ip 10.0.0.1"), "ip [IP_ADDRESS_1]");
     }
 
     #[test]
@@ -347,6 +527,11 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&d).unwrap(),
             r#"{"verdict":"block","policy":"p","reason":"model_not_allowed"}"#
+        );
+        let d = d.with_entities(vec!["email".into()]);
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"verdict":"block","policy":"p","reason":"model_not_allowed","entities":["email"]}"#
         );
         assert_eq!(Verdict::Escalate.to_string(), "escalate");
         assert_eq!(Action::Redact.to_string(), "redact");

@@ -71,9 +71,9 @@ mod tests {
         let cfg = parse(
             "policies: []\n\
              providers:\n  targets:\n\
-             \x20   - id: openai\n\
-             \x20   - id: local-llama\n      provider:\n        kind: openai\n        base_url: http://127.0.0.1:11434/v1\n        models: [\"llama-*\", qwen2]\n\
-             \x20   - id: azure-claude\n      provider:\n        kind: anthropic\n        models: [claude-opus-4]\n\
+             \x20   - id: openai\n      provider: {secret_key_ref: {env: K}}\n\
+             \x20   - id: local-llama\n      provider:\n        kind: openai\n        base_url: http://127.0.0.1:11434/v1\n        models: [\"llama-*\", qwen2]\n        secret_key_ref: {env: K}\n\
+             \x20   - id: azure-claude\n      provider:\n        kind: anthropic\n        models: [claude-opus-4]\n        secret_key_ref: {secret: azure}\n\
              \x20   - id: demo\n",
         )
         .unwrap();
@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn no_target_no_route() {
-        let cfg = parse("policies: []\nproviders:\n  targets:\n    - id: openai\n").unwrap();
+        let cfg = parse(
+            "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {secret_key_ref: {env: K}}\n",
+        )
+        .unwrap();
         assert_eq!(routed(&cfg, "claude-3-haiku"), None);
         let cfg = parse("policies: []\n").unwrap();
         assert_eq!(routed(&cfg, "gpt-4o"), None);

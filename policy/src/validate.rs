@@ -4,13 +4,21 @@
 //! carries on with what it can still understand, so one lint run shows everything that is
 //! wrong. Diagnostics point at the offending key (unknown or duplicate fields), the offending
 //! value (wrong type, unknown name, out of range), or the mapping that lacks a required field.
+//!
+//! Besides errors, validation emits warnings (the file works, but probably not as meant):
+//! disabled policies, allowed models no target serves, models without a known price. It also
+//! collects the environment variables named by `secret_key_ref.env`, so that the CLI (which,
+//! unlike this crate, may look at the environment) can warn about unset ones.
 
 use std::collections::HashMap;
 
 use crate::config::{
     Action, PiiEntity, Policy, PolicyConfig, ProviderKind, Providers, Rule, SecretKeyRef, Target,
 };
-use crate::diagnostic::{Diagnostic, closest, did_you_mean_one_of, one_of};
+use crate::diagnostic::{Diagnostic, Severity, closest, did_you_mean_one_of, one_of};
+use crate::lint::EnvRef;
+use crate::pii::{CustomPattern, Scanner, check_allow_entry};
+use crate::pricing::known_price;
 use crate::route::{is_anthropic_model, route_in};
 use crate::yaml::{Node, NodeKind, Pos, Scalar, Style, quote_short};
 
@@ -23,11 +31,20 @@ const TARGET_KEYS: &[&str] = &["id", "provider"];
 const PROVIDER_KEYS: &[&str] = &["kind", "base_url", "models", "secret_key_ref"];
 const SECRET_REF_KEYS: &[&str] = &["env", "secret"];
 const KINDS: &[&str] = &["openai", "anthropic", "demo"];
+const CUSTOM_PATTERN_KEYS: &[&str] = &["name", "pattern"];
+/// Longest custom entity name.
+const MAX_CUSTOM_NAME: usize = 32;
 
 /// The fields specific to one policy type.
 fn type_keys(ty: &str) -> &'static [&'static str] {
     match ty {
-        "pii_detection" => &["entities", "allowlist", "restore"],
+        "pii_detection" => &[
+            "entities",
+            "allowlist",
+            "custom_patterns",
+            "restore",
+            "scan_responses",
+        ],
         "cost_limit" => &["monthly_limit"],
         "model_filter" => &["allowed_models", "denied_models"],
         "rate_limit" => &["max_requests_per_minute", "max_tokens_per_minute"],
@@ -46,6 +63,22 @@ fn type_actions(ty: &str) -> &'static [&'static str] {
 
 fn entity_names() -> Vec<&'static str> {
     PiiEntity::ALL.iter().map(PiiEntity::as_str).collect()
+}
+
+const SECRET_MESSAGE: &str =
+    "literal secret in the config: store it as a secret and reference it with secret_key_ref";
+
+/// Finds credentials in scalars (API keys, private keys, JWTs), with no allowlist.
+static CREDENTIAL_SCANNER: std::sync::LazyLock<Scanner> =
+    std::sync::LazyLock::new(|| Scanner::new(&PiiEntity::CREDENTIALS, &[], &[]));
+
+/// What a credential finding is, for messages (never the value).
+fn credential_description(entity: Option<PiiEntity>) -> &'static str {
+    match entity {
+        Some(PiiEntity::PrivateKey) => "a private key",
+        Some(PiiEntity::Jwt) => "a JSON Web Token",
+        _ => "an API key",
+    }
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -86,35 +119,136 @@ struct Singleton {
 #[derive(Default)]
 struct Validator {
     diags: Vec<Diagnostic>,
+    /// Exact model names in enabled model filters (for the routing check).
     model_refs: Vec<ModelRef>,
+    /// Exact model names anywhere (model filters and target `models`), for the price check.
+    priced_refs: Vec<ModelRef>,
+    env_refs: Vec<EnvRef>,
+    /// Where literal secrets are: other diagnostics there would echo the value.
+    secrets: Vec<Pos>,
     cost_limit: Option<Singleton>,
     rate_limit: Option<Singleton>,
 }
 
+/// What validation found: the configuration when there is no error, every diagnostic (sorted
+/// by position), and the environment variables the file names.
+pub(crate) struct Validated {
+    pub config: Option<PolicyConfig>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub env_refs: Vec<EnvRef>,
+}
+
 /// Validates a document's root node.
-pub(crate) fn validate(root: &Node) -> Result<PolicyConfig, Vec<Diagnostic>> {
+pub(crate) fn validate(root: &Node) -> Validated {
     let mut v = Validator::default();
+    v.literal_secrets(root, "");
     let config = v.root(root);
+    v.check_prices();
+    let secrets = v.secrets;
     let mut diags = v.diags;
-    match config {
-        Some(c) if diags.is_empty() => Ok(c),
-        _ => {
-            diags.sort_by_key(|a| (a.line, a.column));
-            diags.dedup();
-            Err(diags)
-        }
+    // The literal-secret error supersedes whatever else is wrong with that value (a message
+    // about it could quote it).
+    diags.retain(|d| {
+        d.message.starts_with(SECRET_MESSAGE)
+            || !secrets
+                .iter()
+                .any(|p| p.line == d.line && p.column == d.column)
+    });
+    diags.sort_by_key(|a| (a.line, a.column, a.severity));
+    diags.dedup();
+    let has_errors = diags.iter().any(Diagnostic::is_error);
+    Validated {
+        config: config.filter(|_| !has_errors),
+        diagnostics: diags,
+        env_refs: v.env_refs,
     }
 }
 
 impl Validator {
     fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>, help: Option<String>) {
         self.diags.push(Diagnostic {
+            severity: Severity::Error,
             line: pos.line,
             column: pos.column,
             path: path.to_owned(),
             message: message.into(),
             suggestion: help,
         });
+    }
+
+    fn warning(&mut self, pos: Pos, path: &str, message: impl Into<String>, help: Option<String>) {
+        self.diags.push(Diagnostic {
+            severity: Severity::Warning,
+            line: pos.line,
+            column: pos.column,
+            path: path.to_owned(),
+            message: message.into(),
+            suggestion: help,
+        });
+    }
+
+    /// Every scalar (keys included) that a credential detector matches is an error: secrets
+    /// belong in the environment or the console's secret store, never in a config file. The
+    /// value is never echoed.
+    fn literal_secrets(&mut self, node: &Node, path: &str) {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } => {
+                let found = CREDENTIAL_SCANNER.find(text);
+                if let Some(f) = found.first() {
+                    self.secrets.push(node.pos);
+                    self.error(
+                        node.pos,
+                        path,
+                        format!(
+                            "{SECRET_MESSAGE} (this value looks like {})",
+                            credential_description(f.entity.builtin())
+                        ),
+                        Some("remove the value from the file (and rotate it: it may be in the Git history), then use `secret_key_ref: {env: VAR}` or `secret_key_ref: {secret: NAME}`".to_owned()),
+                    );
+                }
+            }
+            NodeKind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.literal_secrets(item, &format!("{path}[{i}]"));
+                }
+            }
+            NodeKind::Map(entries) => {
+                for (k, v) in entries {
+                    let name = match k.text() {
+                        Some(t) if CREDENTIAL_SCANNER.is_match(t) => "<secret>",
+                        Some(t) => t,
+                        None => "?",
+                    };
+                    let p = join(path, name);
+                    self.literal_secrets(k, &p);
+                    self.literal_secrets(v, &p);
+                }
+            }
+        }
+    }
+
+    /// Warns about exact model names without a known price (their cost would be estimated).
+    fn check_prices(&mut self) {
+        let mut refs = std::mem::take(&mut self.priced_refs);
+        refs.sort_by_key(|r| r.pos);
+        let mut seen: Vec<&str> = Vec::new();
+        for r in &refs {
+            if seen.contains(&r.model.as_str()) {
+                continue;
+            }
+            seen.push(&r.model);
+            if !known_price(&r.model) {
+                self.warning(
+                    r.pos,
+                    &r.path,
+                    format!(
+                        "no known price for model `{}`: its usage is charged at the fallback price (that of a large model)",
+                        r.model
+                    ),
+                    Some("check the spelling of the model name; budgets count this model's traffic at the fallback price".to_owned()),
+                );
+            }
+        }
     }
 
     /// "expected WHAT, found …" at the value, with a hint when the mistake is a common one.
@@ -515,7 +649,21 @@ impl Validator {
         // enabled
         let enabled = match fields.get("enabled") {
             None => Some(true),
-            Some(v) => self.boolean(v, &join(&path, "enabled")),
+            Some(v) => {
+                let p = join(&path, "enabled");
+                let enabled = self.boolean(v, &p);
+                if enabled == Some(false) {
+                    let who =
+                        name.map_or_else(|| "this policy".to_owned(), |n| format!("policy `{n}`"));
+                    self.warning(
+                        v.pos,
+                        &p,
+                        format!("{who} is disabled: it is checked but never applied"),
+                        Some("set `enabled: true` to apply it, or remove the policy".to_owned()),
+                    );
+                }
+                enabled
+            }
         };
 
         // action
@@ -656,9 +804,46 @@ impl Validator {
                         me.error(n.pos, p, "an allowlist entry must not be empty", None);
                         return None;
                     }
+                    if let Some(re) = s.strip_prefix("regex:") {
+                        if re.is_empty() {
+                            me.error(
+                                n.pos,
+                                p,
+                                "empty regular expression after `regex:`",
+                                Some("write `regex:<pattern>`, e.g. `regex:.*@example\\.com`".to_owned()),
+                            );
+                            return None;
+                        }
+                        if let Err(why) = check_allow_entry(s) {
+                            me.error(
+                                n.pos,
+                                p,
+                                format!("invalid regular expression: {why}"),
+                                Some("fix the pattern (Rust `regex` syntax; the whole value must match it)".to_owned()),
+                            );
+                            return None;
+                        }
+                    }
                     Some(s.to_owned())
                 },
             ),
+        };
+        let custom = match f.get("custom_patterns") {
+            None => Some(Vec::new()),
+            Some(v) => {
+                let p = join(path, "custom_patterns");
+                let mut seen: Vec<(String, usize)> = Vec::new();
+                self.list(
+                    v,
+                    &p,
+                    "a list of custom patterns (`{name: ..., pattern: ...}`)",
+                    |me, n, p| me.custom_pattern(n, p, &mut seen),
+                )
+            }
+        };
+        let scan_responses = match f.get("scan_responses") {
+            None => Some(false),
+            Some(v) => self.boolean(v, &join(path, "scan_responses")),
         };
         let restore = match f.get("restore") {
             None => Some(false),
@@ -678,12 +863,121 @@ impl Validator {
                 }
             }
         };
+        let (entities, allowlist, custom_patterns) = (entities?, allowlist?, custom?);
+        let scanner = Scanner::new(&entities, &custom_patterns, &allowlist);
         Some(Rule::PiiDetection {
             action: action?,
-            entities: entities?,
-            allowlist: allowlist?,
+            entities,
+            allowlist,
+            custom_patterns,
             restore: restore?,
+            scan_responses: scan_responses?,
+            scanner,
         })
+    }
+
+    /// One `custom_patterns` entry: `{name: <lowercase word>, pattern: <regex>}`.
+    fn custom_pattern(
+        &mut self,
+        node: &Node,
+        path: &str,
+        seen: &mut Vec<(String, usize)>,
+    ) -> Option<CustomPattern> {
+        let fields = self.fields(node, path, "a custom pattern (`{name: ..., pattern: ...}`)")?;
+        self.unknown_fields(&fields, path, CUSTOM_PATTERN_KEYS);
+        let name = match fields.get("name") {
+            None => {
+                self.missing(
+                    node,
+                    path,
+                    "name",
+                    Some("name the entity in lowercase, e.g. `name: employee_id`".to_owned()),
+                );
+                None
+            }
+            Some(v) => {
+                let p = join(path, "name");
+                let name = self.string(v, &p, "an entity name")?;
+                let well_formed = name.len() <= MAX_CUSTOM_NAME
+                    && name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if !well_formed {
+                    let fixed: String = name
+                        .trim()
+                        .to_ascii_lowercase()
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                        .collect();
+                    self.error(
+                        v.pos,
+                        &p,
+                        format!(
+                            "{} is not a valid entity name: use a lowercase word (letters, digits and `_`, starting with a letter, at most {MAX_CUSTOM_NAME} characters)",
+                            quote_short(name)
+                        ),
+                        (!fixed.is_empty() && fixed.starts_with(|c: char| c.is_ascii_lowercase()))
+                            .then(|| format!("e.g. `name: {fixed}`")),
+                    );
+                    None
+                } else if PiiEntity::from_name(name).is_some() {
+                    self.error(
+                        v.pos,
+                        &p,
+                        format!("`{name}` is a built-in entity"),
+                        Some(format!(
+                            "list it in `entities` instead, or give your pattern another name (e.g. `{name}_custom`)"
+                        )),
+                    );
+                    None
+                } else if let Some((_, line)) = seen.iter().find(|(n, _)| n == name) {
+                    let line = *line;
+                    self.error(
+                        v.pos,
+                        &p,
+                        format!("duplicate custom pattern name `{name}`"),
+                        Some(format!(
+                            "a pattern on line {line} already has this name; merge the two patterns with `|`, or rename one"
+                        )),
+                    );
+                    None
+                } else {
+                    seen.push((name.to_owned(), v.pos.line));
+                    Some(name)
+                }
+            }
+        };
+        let pattern = match fields.get("pattern") {
+            None => {
+                self.missing(
+                    node,
+                    path,
+                    "pattern",
+                    Some("add a regular expression, e.g. `pattern: 'EMP-[0-9]{6}'`".to_owned()),
+                );
+                None
+            }
+            Some(v) => {
+                let p = join(path, "pattern");
+                let pat = self.string(v, &p, "a regular expression")?;
+                match CustomPattern::new(name.unwrap_or("custom"), pat) {
+                    Ok(c) => Some(c),
+                    Err(why) => {
+                        self.error(
+                            v.pos,
+                            &p,
+                            format!("invalid regular expression: {why}"),
+                            Some("fix the pattern (Rust `regex` syntax); quote it in YAML, e.g. `pattern: 'EMP-[0-9]{6}'`".to_owned()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        // Both parts must be valid (the pattern was compiled under the valid name).
+        name?;
+        pattern
     }
 
     fn cost_rule(
@@ -711,15 +1005,33 @@ impl Validator {
         })
     }
 
-    fn model_list(&mut self, node: &Node, path: &str, refs: bool) -> Option<Vec<String>> {
+    /// A list of model names. Exact names are recorded for the price check when `priced`,
+    /// and for the routing check when `routed`.
+    fn model_list(
+        &mut self,
+        node: &Node,
+        path: &str,
+        routed: bool,
+        priced: bool,
+    ) -> Option<Vec<String>> {
         let models = self.list(node, path, "a list of model names", |me, n, p| {
             let s = me.word(n, p, "a model name")?;
-            if refs && !s.contains('*') {
-                me.model_refs.push(ModelRef {
+            if !s.contains('*') {
+                let r = ModelRef {
                     pos: n.pos,
                     path: p.to_owned(),
                     model: s.to_owned(),
-                });
+                };
+                if priced {
+                    me.priced_refs.push(ModelRef {
+                        pos: r.pos,
+                        path: r.path.clone(),
+                        model: r.model.clone(),
+                    });
+                }
+                if routed {
+                    me.model_refs.push(r);
+                }
             }
             Some(s.to_owned())
         })?;
@@ -745,7 +1057,7 @@ impl Validator {
             }
             Some(v) => {
                 let p = join(path, "allowed_models");
-                match self.model_list(v, &p, enabled) {
+                match self.model_list(v, &p, enabled, enabled) {
                     Some(m) if m.is_empty() => {
                         self.error(
                             v.pos,
@@ -761,7 +1073,7 @@ impl Validator {
         };
         let denied = match f.get("denied_models") {
             None => Some(Vec::new()),
-            Some(v) => self.model_list(v, &join(path, "denied_models"), false),
+            Some(v) => self.model_list(v, &join(path, "denied_models"), false, false),
         };
         Some(Rule::ModelFilter {
             allowed_models: allowed?,
@@ -896,7 +1208,7 @@ impl Validator {
                     }
                     if let Some(v) = pf.get("models") {
                         let mp = join(&ppath, "models");
-                        models = match self.model_list(v, &mp, false) {
+                        models = match self.model_list(v, &mp, false, true) {
                             Some(m) if m.is_empty() => {
                                 self.error(
                                     v.pos,
@@ -934,6 +1246,31 @@ impl Validator {
                     )),
                 );
             }
+        }
+
+        if provider_ok
+            && secret == Some(None)
+            && let Some(k @ (ProviderKind::OpenAi | ProviderKind::Anthropic)) = kind
+        {
+            let (at, at_path) = match fields.get("provider") {
+                Some(p) => (p.pos, join(path, "provider")),
+                None => (node.pos, path.to_owned()),
+            };
+            let who = id.map_or_else(|| "this target".to_owned(), |i| format!("target `{i}`"));
+            let var = format!(
+                "TEAM_{}_KEY",
+                id.unwrap_or(k.as_str())
+                    .to_ascii_uppercase()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            );
+            self.error(
+                at,
+                &at_path,
+                format!("{who} has no `secret_key_ref`: an {k} target needs an API key"),
+                Some(format!(
+                    "add `secret_key_ref: {{env: {var}}}` (an environment variable of the gateway) or `secret_key_ref: {{secret: NAME}}` (a secret stored in the console) under `provider`"
+                )),
+            );
         }
 
         if !provider_ok {
@@ -1004,6 +1341,12 @@ impl Validator {
                 let p = join(path, "env");
                 let name = self.string(v, &p, "an environment variable name")?;
                 if is_env_name(name) {
+                    self.env_refs.push(EnvRef {
+                        var: name.to_owned(),
+                        line: v.pos.line,
+                        column: v.pos.column,
+                        path: p.clone(),
+                    });
                     Some(SecretKeyRef::Env(name.to_owned()))
                 } else {
                     self.error(
@@ -1037,10 +1380,13 @@ impl Validator {
                 } else {
                     "openai"
                 };
-                self.error(
+                self.warning(
                     r.pos,
                     &r.path,
-                    format!("no provider target serves model `{}`", r.model),
+                    format!(
+                        "no provider target serves model `{}`: requests for it will fail",
+                        r.model
+                    ),
                     Some(format!(
                         "add a target with `id: {family}` (or `provider: {{kind: {family}}}`), or list the model in a target's `provider.models`"
                     )),
@@ -1161,7 +1507,8 @@ fn type_help(node: &Node, what: &str) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use crate::{
-        Action, Diagnostic, PiiEntity, ProviderKind, Rule, SecretKeyRef, parse, render_diagnostics,
+        Action, Diagnostic, PiiEntity, ProviderKind, Rule, Scanner, SecretKeyRef, Severity, lint,
+        parse, render_diagnostics,
     };
 
     const SPEC: &str = include_str!("../testdata/spec-example.yaml");
@@ -1212,7 +1559,10 @@ mod tests {
                 action: Action::Block,
                 entities: vec![],
                 allowlist: vec![],
-                restore: false
+                custom_patterns: vec![],
+                restore: false,
+                scan_responses: false,
+                scanner: Scanner::default(),
             }
         );
         assert_eq!(cfg.cost_limit(), Some((2000.0, "cost-cap", Action::Block)));
@@ -1439,7 +1789,9 @@ policies:
 providers:
   targets:
     - id: openai
+      provider: {secret_key_ref: {env: A}}
     - id: openai
+      provider: {secret_key_ref: {env: A}}
 ";
         let d = errors(src);
         let got: Vec<_> = d
@@ -1452,7 +1804,7 @@ providers:
                 (4, 11, "policies[1].name", "duplicate policy name `same`"),
                 (6, 5, "policies[1].type", "duplicate field `type`"),
                 (
-                    10,
+                    11,
                     11,
                     "providers.targets[1].id",
                     "duplicate target id `openai`"
@@ -1571,7 +1923,14 @@ providers:
                 action: Action::Redact,
                 entities: vec![PiiEntity::Email, PiiEntity::CreditCard],
                 allowlist: vec![s("support@example.com")],
+                custom_patterns: vec![],
                 restore: true,
+                scan_responses: false,
+                scanner: Scanner::new(
+                    &[PiiEntity::Email, PiiEntity::CreditCard],
+                    &[],
+                    &[s("support@example.com")]
+                ),
             }
         );
         let d =
@@ -1679,7 +2038,7 @@ providers:
     #[test]
     fn good_targets() {
         let cfg = parse(
-            "policies: []\nproviders:\n  targets:\n    - id: vllm\n      provider:\n        kind: openai\n        base_url: \"http://[::1]:8000/v1\"\n        models: [\"llama-*\"]\n        secret_key_ref: {secret: team-vllm}\n    - id: azure\n      provider: {kind: openai, base_url: \"https://my-res.openai.azure.com\"}\n",
+            "policies: []\nproviders:\n  targets:\n    - id: vllm\n      provider:\n        kind: openai\n        base_url: \"http://[::1]:8000/v1\"\n        models: [\"llama-*\"]\n        secret_key_ref: {secret: team-vllm}\n    - id: azure\n      provider: {kind: openai, base_url: \"https://my-res.openai.azure.com\", secret_key_ref: {env: AZURE_KEY}}\n",
         )
         .unwrap();
         let t = &cfg.providers.targets;
@@ -1719,8 +2078,19 @@ policies:
         );
     }
 
+    /// Lints `src` and returns its warnings as (line, column, path, message).
+    fn warnings(src: &str) -> Vec<(usize, usize, String, String)> {
+        let report = lint(src);
+        assert!(!report.has_errors(), "{:#?}", report.diagnostics);
+        assert!(report.config.is_some());
+        report
+            .warnings()
+            .map(|d| (d.line, d.column, d.path.clone(), d.message.clone()))
+            .collect()
+    }
+
     #[test]
-    fn allowed_models_must_be_routable() {
+    fn unroutable_models_are_a_warning() {
         let src = "\
 policies:
   - name: models
@@ -1729,26 +2099,322 @@ policies:
 providers:
   targets:
     - id: openai
+      provider: {secret_key_ref: {env: OPENAI_KEY}}
 ";
-        let d = one(src);
         assert_eq!(
-            (d.line, d.column, d.path.as_str()),
-            (4, 30, "policies[0].allowed_models[1]")
+            warnings(src),
+            [(
+                4,
+                30,
+                s("policies[0].allowed_models[1]"),
+                s(
+                    "no provider target serves model `claude-sonnet-4-20250514`: requests for it will fail"
+                )
+            )]
         );
-        assert_eq!(
-            d.message,
-            "no provider target serves model `claude-sonnet-4-20250514`"
-        );
+        let report = lint(src);
+        let d = report.warnings().next().unwrap();
         assert!(
             d.suggestion
+                .as_deref()
                 .unwrap()
                 .starts_with("add a target with `id: anthropic`")
         );
+        assert!(parse(src).is_ok());
         // Without targets there is nothing to check against.
         assert!(
-            parse("policies:\n  - {name: m, type: model_filter, allowed_models: [claude-x]}\n")
-                .is_ok()
+            warnings(
+                "policies:\n  - {name: m, type: model_filter, allowed_models: [claude-sonnet-4]}\n"
+            )
+            .is_empty()
         );
+    }
+
+    #[test]
+    fn disabled_policies_and_unpriced_models_are_warnings() {
+        let src = "\
+policies:
+  - name: off
+    type: pii_detection
+    enabled: false
+  - name: models
+    type: model_filter
+    allowed_models: [gpt-4o, my-finetune, \"llama-*\", my-finetune]
+providers:
+  targets:
+    - id: openai
+      provider:
+        models: [gpt-4o, my-finetune, other-model]
+        secret_key_ref: {env: OPENAI_KEY}
+";
+        let w = warnings(src);
+        let got: Vec<(usize, &str)> = w.iter().map(|(l, _, p, _)| (*l, p.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (4, "policies[0].enabled"),
+                (7, "policies[1].allowed_models[1]"),
+                (12, "providers.targets[0].provider.models[2]"),
+            ]
+        );
+        assert_eq!(
+            w[0].3,
+            "policy `off` is disabled: it is checked but never applied"
+        );
+        assert!(w[1].3.starts_with("no known price for model `my-finetune`"));
+        let text = render_diagnostics("t.yaml", &lint(src).diagnostics);
+        assert!(
+            text.starts_with("t.yaml:4:14: warning: policies[0].enabled: policy `off` is disabled")
+        );
+        // The spec example and the shipped configs have no warning.
+        assert!(warnings(SPEC).is_empty());
+        assert!(warnings(DEMO).is_empty());
+    }
+
+    #[test]
+    fn openai_and_anthropic_targets_need_a_secret_reference() {
+        let src = "\
+policies: []
+providers:
+  targets:
+    - id: openai
+    - id: claude
+      provider: {kind: anthropic, base_url: \"https://example.com\"}
+    - id: demo
+    - id: local
+      provider: {kind: demo}
+";
+        let d = errors(src);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.path.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    4,
+                    7,
+                    "providers.targets[0]",
+                    "target `openai` has no `secret_key_ref`: an openai target needs an API key"
+                ),
+                (
+                    6,
+                    17,
+                    "providers.targets[1].provider",
+                    "target `claude` has no `secret_key_ref`: an anthropic target needs an API key"
+                ),
+            ]
+        );
+        assert_eq!(
+            d[0].suggestion.as_deref(),
+            Some(
+                "add `secret_key_ref: {env: TEAM_OPENAI_KEY}` (an environment variable of the gateway) or `secret_key_ref: {secret: NAME}` (a secret stored in the console) under `provider`"
+            )
+        );
+    }
+
+    #[test]
+    fn literal_secrets_are_errors_without_echoing_them() {
+        let key = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
+        let src = format!(
+            "\
+policies:
+  - name: p
+    type: pii_detection
+    allowlist: [\"{key}\"]
+providers:
+  targets:
+    - id: openai
+      provider:
+        secret_key_ref:
+          env: {key}
+# api_key: AKIAIOSFODNN7EXAMPLE (comments are not values)
+"
+        );
+        let d = errors(&src);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.path.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (4, 17, "policies[0].allowlist[0]"),
+                (10, 16, "providers.targets[0].provider.secret_key_ref.env"),
+            ]
+        );
+        assert_eq!(
+            d[0].message,
+            "literal secret in the config: store it as a secret and reference it with secret_key_ref (this value looks like an API key)"
+        );
+        for x in &d {
+            assert!(
+                !x.message.contains(key) && !x.suggestion.clone().unwrap_or_default().contains(key),
+                "{x:?}"
+            );
+        }
+        let rendered = render_diagnostics("t.yaml", &d);
+        assert!(!rendered.contains("Ab3dEf6h"), "{rendered}");
+        // Private keys and JWTs, in keys and block scalars too.
+        let src = "policies: []\nx:\n  eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl: 1\ny: |\n  -----BEGIN EC PRIVATE KEY-----\n  MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oMZX1kB9K6NMoAoGCCqGSM49\n  -----END EC PRIVATE KEY-----\n";
+        let d = errors(src);
+        assert!(d.iter().any(|d| {
+            d.message
+                .ends_with("(this value looks like a JSON Web Token)")
+                && d.line == 3
+        }));
+        assert!(
+            d.iter().any(
+                |d| d.message.ends_with("(this value looks like a private key)") && d.line == 5
+            ),
+            "{d:#?}"
+        );
+        assert!(d.iter().all(|d| !d.path.contains("eyJ")));
+    }
+
+    #[test]
+    fn custom_patterns_are_checked() {
+        let src = "\
+policies:
+  - name: p
+    type: pii_detection
+    custom_patterns:
+      - {name: employee_id, pattern: 'EMP-[0-9]{6}'}
+      - {name: email, pattern: 'x+'}
+      - {name: Ticket-ID, pattern: 'T-[0-9]+'}
+      - {name: employee_id, pattern: 'E[0-9]+'}
+      - {name: broken, pattern: 'EMP-([0-9]{6}'}
+      - {name: empty, pattern: 'x*'}
+      - {name: nopattern}
+      - {name: extra, pattern: 'y+', flags: i}
+    allowlist: [\"regex:[a-\", \"regex:\"]
+";
+        let d = errors(src);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.path.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    6,
+                    16,
+                    "policies[0].custom_patterns[1].name",
+                    "`email` is a built-in entity"
+                ),
+                (
+                    7,
+                    16,
+                    "policies[0].custom_patterns[2].name",
+                    "\"Ticket-ID\" is not a valid entity name: use a lowercase word (letters, digits and `_`, starting with a letter, at most 32 characters)"
+                ),
+                (
+                    8,
+                    16,
+                    "policies[0].custom_patterns[3].name",
+                    "duplicate custom pattern name `employee_id`"
+                ),
+                (
+                    9,
+                    33,
+                    "policies[0].custom_patterns[4].pattern",
+                    "invalid regular expression: unclosed group"
+                ),
+                (
+                    10,
+                    32,
+                    "policies[0].custom_patterns[5].pattern",
+                    "invalid regular expression: the pattern matches the empty string, so it would match everywhere"
+                ),
+                (
+                    11,
+                    9,
+                    "policies[0].custom_patterns[6]",
+                    "missing required field `pattern`"
+                ),
+                (
+                    12,
+                    38,
+                    "policies[0].custom_patterns[7].flags",
+                    "unknown field `flags`"
+                ),
+                (
+                    13,
+                    17,
+                    "policies[0].allowlist[0]",
+                    "invalid regular expression: invalid character class range, the start must be <= the end"
+                ),
+                (
+                    13,
+                    30,
+                    "policies[0].allowlist[1]",
+                    "empty regular expression after `regex:`"
+                ),
+            ]
+        );
+        assert_eq!(d[1].suggestion.as_deref(), Some("e.g. `name: ticket_id`"));
+        // And a good one.
+        let cfg = parse(
+            "policies:\n  - name: p\n    type: pii_detection\n    scan_responses: true\n    custom_patterns: [{name: employee_id, pattern: 'EMP-[0-9]{6}'}]\n",
+        )
+        .unwrap();
+        let Rule::PiiDetection {
+            custom_patterns,
+            scan_responses,
+            ..
+        } = &cfg.policies[0].rule
+        else {
+            panic!()
+        };
+        assert_eq!(custom_patterns[0].name(), "employee_id");
+        assert_eq!(custom_patterns[0].pattern(), "EMP-[0-9]{6}");
+        assert!(*scan_responses);
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(
+            json["policies"][0]["custom_patterns"][0]["name"],
+            "employee_id"
+        );
+        assert_eq!(json["policies"][0]["scan_responses"], true);
+        let d = one("policies:\n  - {name: p, type: pii_detection, scan_responses: yes}\n");
+        assert_eq!(d.path, "policies[0].scan_responses");
+    }
+
+    #[test]
+    fn env_refs_are_reported_for_the_cli() {
+        let mut report = lint(SPEC);
+        let refs: Vec<(&str, usize, usize, &str)> = report
+            .env_refs()
+            .iter()
+            .map(|r| (r.var.as_str(), r.line, r.column, r.path.as_str()))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                (
+                    "TEAM_ENG_OPENAI_KEY",
+                    27,
+                    16,
+                    "providers.targets[0].provider.secret_key_ref.env"
+                ),
+                (
+                    "TEAM_ENG_ANTHROPIC_KEY",
+                    31,
+                    16,
+                    "providers.targets[1].provider.secret_key_ref.env"
+                ),
+            ]
+        );
+        report.warn_unset_env(|v| v == "TEAM_ENG_OPENAI_KEY");
+        let w: Vec<_> = report.warnings().collect();
+        assert_eq!(w.len(), 1);
+        assert_eq!((w[0].line, w[0].severity), (31, Severity::Warning));
+        assert!(
+            w[0].message
+                .starts_with("environment variable `TEAM_ENG_ANTHROPIC_KEY` is not set")
+        );
+        assert!(!report.has_errors());
     }
 
     #[test]

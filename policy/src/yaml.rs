@@ -289,13 +289,7 @@ fn size(node: &Node) -> usize {
 }
 
 fn syntax_error(pos: Pos, message: impl Into<String>) -> Diagnostic {
-    Diagnostic {
-        line: pos.line,
-        column: pos.column,
-        path: String::new(),
-        message: message.into(),
-        suggestion: None,
-    }
+    Diagnostic::error(pos.line, pos.column, "", message)
 }
 
 /// Parses `src` into a tree. `Ok(None)` means the document is empty (no content at all, or only

@@ -1,12 +1,15 @@
 //! `parse` must never panic, whatever it is fed: garbage, binary noise, and every truncation
 //! of the spec example (which exercises half-written keys, values and collections).
 
-use policy::{RequestFacts, parse, render_diagnostics};
+use policy::{RequestFacts, lint, parse, render_diagnostics};
 
 const SPEC: &str = include_str!("../testdata/spec-example.yaml");
 const DEMO: &str = include_str!("../../configs/teams/demo.yaml");
 
 fn check(src: &str) {
+    let report = lint(src);
+    assert_eq!(report.config.is_some(), !report.has_errors(), "{src:?}");
+    let _ = render_diagnostics("x.yaml", &report.diagnostics);
     match parse(src) {
         Ok(cfg) => {
             let _ = cfg.route("gpt-4o");

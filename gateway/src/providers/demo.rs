@@ -26,19 +26,21 @@ fn estimate_tokens(text: &str) -> i64 {
         .max(1)
 }
 
+/// Per-message overhead in the token estimate (role and separators).
+const TOKENS_PER_MESSAGE: i64 = 4;
+
+/// Estimated prompt tokens of a request in either format (every text the
+/// policies see, the Anthropic `system` included).
 fn prompt_tokens(body: &Value) -> i64 {
-    let messages = body.get("messages").and_then(Value::as_array);
-    messages.map_or(1, |messages| {
-        messages
-            .iter()
-            .map(|m| {
-                4 + crate::proxy::message_texts(m)
-                    .map(estimate_tokens)
-                    .sum::<i64>()
-            })
-            .sum::<i64>()
-            .max(1)
-    })
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let texts: i64 = policy::request_texts(body)
+        .into_iter()
+        .map(estimate_tokens)
+        .sum();
+    (TOKENS_PER_MESSAGE * i64::try_from(messages).unwrap_or(0) + texts).max(1)
 }
 
 /// Streams pre-rendered SSE events with a short pause between them.
@@ -60,13 +62,7 @@ fn stream_events(events: Vec<Bytes>) -> Answer {
 pub fn messages(body: &Value, stream: bool) -> Answer {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("demo");
     let id = format!("msg_demo_{}", uuid::Uuid::new_v4().simple());
-    let system = body.get("system").map_or(0, |s| match s {
-        Value::String(text) => estimate_tokens(text),
-        other => crate::proxy::message_texts(&serde_json::json!({"content": other}))
-            .map(estimate_tokens)
-            .sum(),
-    });
-    let input_tokens = prompt_tokens(body) + system;
+    let input_tokens = prompt_tokens(body);
     let output_tokens = estimate_tokens(ANSWER);
     if !stream {
         let answer = json!({

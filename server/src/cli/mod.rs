@@ -55,6 +55,10 @@ impl Cli {
             Command::Serve(args) => serve::run(args).await,
             Command::Gateway(gateway::GatewayCommand::Run(args)) => gateway::run(args).await,
             Command::Policy(lint::PolicyCommand::Lint(args)) => lint::run(&args),
+            Command::Policy(lint::PolicyCommand::Schema) => {
+                println!("{}", policy::SCHEMA.trim_end());
+                Ok(())
+            }
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Demo(args) => demo::run(args).await,
         }

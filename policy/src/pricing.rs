@@ -1,5 +1,8 @@
 //! Model prices (USD per million tokens) used to turn provider-reported usage
 //! into cost. Prefixes match dated variants (`gpt-4o-2024-08-06`).
+//!
+//! Pure data, shared by the gateway (cost of each request) and the linter (a warning for
+//! models without a known price).
 
 /// `(model prefix, input $/Mtok, output $/Mtok)`, most specific first.
 const PRICES: &[(&str, f64, f64)] = &[
@@ -21,13 +24,24 @@ const PRICES: &[(&str, f64, f64)] = &[
 /// that unknown traffic is never under-counted against a budget.
 const FALLBACK: (f64, f64) = (3.00, 15.00);
 
+/// The price of `model` as (input, output) USD per million tokens, if kt knows it.
+pub fn price(model: &str) -> Option<(f64, f64)> {
+    PRICES
+        .iter()
+        .find(|(prefix, _, _)| model.starts_with(prefix))
+        .map(|&(_, i, o)| (i, o))
+}
+
+/// Whether kt knows the price of `model` (otherwise its usage is charged at the fallback
+/// price of a large model).
+pub fn known_price(model: &str) -> bool {
+    price(model).is_some()
+}
+
 /// Cost of a request in micro-USD (rounded up, so any non-empty usage costs
 /// something).
 pub fn cost_micros(model: &str, input_tokens: i64, output_tokens: i64) -> i64 {
-    let (input, output) = PRICES
-        .iter()
-        .find(|(prefix, _, _)| model.starts_with(prefix))
-        .map_or(FALLBACK, |&(_, i, o)| (i, o));
+    let (input, output) = price(model).unwrap_or(FALLBACK);
     // $/Mtok equals micro-USD per token.
     let micros = input * input_tokens.max(0) as f64 + output * output_tokens.max(0) as f64;
     micros.ceil() as i64
@@ -35,7 +49,16 @@ pub fn cost_micros(model: &str, input_tokens: i64, output_tokens: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::cost_micros;
+    use super::{cost_micros, known_price};
+
+    #[test]
+    fn known_prices() {
+        assert!(known_price("gpt-4o"));
+        assert!(known_price("claude-sonnet-4-20250514"));
+        assert!(known_price("demo-echo"));
+        assert!(!known_price("some-new-model"));
+        assert!(!known_price("llama-3.1-8b"));
+    }
 
     #[test]
     fn prices_by_prefix() {

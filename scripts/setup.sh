@@ -5,7 +5,7 @@
 # nothing is downloaded from anywhere else.
 #
 #   scripts/setup.sh          build and run needs: wasm target, wasm-bindgen CLI, npm packages
-#   scripts/setup.sh --test   also what the tests need: Debian's Chromium
+#   scripts/setup.sh --test   also what the tests need: Debian's Chromium, Python venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +50,11 @@ fi
 if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
   say "installing npm packages (ECharts, Playwright) in end2end/"
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ "$want_test" = true ] && ! python3 -m venv --help >/dev/null 2>&1; then
+  say "installing Python 3 with venv (Debian) for the SDK compatibility tests"
+  apt_install python3 python3-venv
 fi
 
 if [ "$want_test" = true ] && [ ! -x /usr/bin/chromium ]; then

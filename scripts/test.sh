@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command (and what CI runs): the whole test suite.
 #   formatting and lints (server and wasm sides), Rust unit and integration
-#   tests on SQLite and PostgreSQL, and Playwright browser tests in Chromium.
+#   tests on SQLite and PostgreSQL, the official OpenAI and Anthropic Python
+#   SDKs against a real gateway, and Playwright browser tests in Chromium.
 # PostgreSQL tests run when a server answers on 127.0.0.1:5432 (or
 # KT_TEST_POSTGRES_URL); elsewhere they are skipped with a message, except
 # under CI=true, where a missing server fails the run.
@@ -38,6 +39,14 @@ set -e
 rust_passed=$(awk '/^test result:/ {s += $4} END {print s+0}' "$log")
 rust_failed=$(awk '/^test result:/ {s += $6} END {print s+0}' "$log")
 
+say "SDK compatibility tests (official openai and anthropic Python packages)"
+set +e
+bash sdk-tests/run.sh 2>&1 | tee "$log"
+sdk_status=${PIPESTATUS[0]}
+set -e
+sdk_passed=$(grep -oE '[0-9]+ passed' "$log" | tail -1 | awk '{print $1}')
+sdk_failed=$(grep -oE '[0-9]+ (failed|error)' "$log" | awk '{s += $1} END {print s+0}')
+
 say "browser tests (Playwright, Chromium)"
 set +e
 (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npx playwright test) 2>&1 | tee "$log"
@@ -46,11 +55,12 @@ set -e
 e2e_passed=$(awk '$2 == "passed" && $1 ~ /^[0-9]+$/ {print $1}' "$log" | tail -1)
 e2e_failed=$(awk '$2 == "failed" && $1 ~ /^[0-9]+$/ {print $1}' "$log" | tail -1)
 
-passed=$((rust_passed + ${e2e_passed:-0}))
-failed=$((rust_failed + ${e2e_failed:-0}))
-[ "$rust_status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
-[ "$e2e_status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+passed=$((rust_passed + ${sdk_passed:-0} + ${e2e_passed:-0}))
+failed=$((rust_failed + ${sdk_failed:-0} + ${e2e_failed:-0}))
+for status in "$rust_status" "$sdk_status" "$e2e_status"; do
+  [ "$status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+done
 echo
-echo "rust: ${rust_passed} passed, ${rust_failed} failed; browser: ${e2e_passed:-0} passed, ${e2e_failed:-0} failed"
+echo "rust: ${rust_passed} passed, ${rust_failed} failed; SDKs: ${sdk_passed:-0} passed, ${sdk_failed:-0} failed; browser: ${e2e_passed:-0} passed, ${e2e_failed:-0} failed"
 echo "${passed} passed, ${failed} failed"
-[ "$rust_status" = 0 ] && [ "$e2e_status" = 0 ]
+[ "$rust_status" = 0 ] && [ "$sdk_status" = 0 ] && [ "$e2e_status" = 0 ]

@@ -83,6 +83,18 @@ impl GatewayError {
         }
     }
 
+    /// Whether the same request may succeed later (rate limits, upstream
+    /// trouble, an unavailable database).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::RateLimited { .. }
+                | GatewayError::Upstream(_)
+                | GatewayError::UpstreamTimeout
+                | GatewayError::Unavailable(_)
+        )
+    }
+
     /// The policy responsible, when one is.
     pub fn policy(&self) -> Option<&str> {
         match self {
@@ -123,6 +135,13 @@ impl GatewayError {
             ApiFormat::Anthropic => json!({ "type": "error", "error": error }),
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
+        // The OpenAI and Anthropic SDKs retry 409s (and more) by default; a
+        // policy decision or a bad request will not change on retry.
+        if !self.is_retryable() {
+            response
+                .headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
         if let GatewayError::RateLimited {
             retry_after_secs,
             limit,

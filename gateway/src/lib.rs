@@ -297,9 +297,13 @@ async fn models(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         .collect();
     names.sort();
     names.dedup();
+    // `created` is required by OpenAI's schema; kt reports when it started
+    // serving the model (this process's start).
+    let created = (store::now_ms() / 1000)
+        .saturating_sub(i64::try_from(gw.started.elapsed().as_secs()).unwrap_or(0));
     let data: Vec<_> = names
         .iter()
-        .map(|id| json!({"id": id, "object": "model", "owned_by": "kt"}))
+        .map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": "kt"}))
         .collect();
     Json(json!({"object": "list", "data": data}))
 }

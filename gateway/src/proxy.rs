@@ -63,6 +63,9 @@ struct Draft {
     answer_filter: Option<Arc<FilterFactory>>,
     /// PII entity types the policies found (names only).
     pii_entities: Vec<String>,
+    /// Estimated prompt tokens, charged when a stream is cut before the
+    /// provider reported usage.
+    input_estimate: i64,
 }
 
 impl Draft {
@@ -81,6 +84,7 @@ impl Draft {
             client_wants_usage: false,
             answer_filter: None,
             pii_entities: Vec::new(),
+            input_estimate: 0,
         }
     }
 
@@ -286,9 +290,12 @@ fn apply_policies(
 ) -> Result<(), GatewayError> {
     let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let texts = policy::request_texts(body);
-        rt.config.evaluate(&RequestFacts { model, texts })
+        let chars: usize = texts.iter().map(|t| t.len()).sum();
+        let estimate =
+            i64::try_from(chars.div_ceil(crate::usage::CHARS_PER_TOKEN)).unwrap_or(i64::MAX);
+        (rt.config.evaluate(&RequestFacts { model, texts }), estimate)
     }));
-    let evaluation = evaluated.map_err(|_| {
+    let (evaluation, input_estimate) = evaluated.map_err(|_| {
         tracing::error!("policy evaluation failed; blocking the request (fail closed)");
         GatewayError::PolicyViolation {
             policy: "policy-engine".to_owned(),
@@ -298,6 +305,7 @@ fn apply_policies(
     })?;
     let decision = evaluation.decision;
     draft.pii_entities = evaluation.entities;
+    draft.input_estimate = input_estimate;
     draft.policy.clone_from(&decision.policy);
     draft.reason.clone_from(&decision.reason);
     let policy = decision.policy.unwrap_or_default();
@@ -466,8 +474,11 @@ struct Metered {
 
 impl Metered {
     fn finish(&mut self, verdict_override: Option<&'static str>) {
-        if let Some((gw, draft, status)) = self.pending.take() {
-            let usage = self.sse.usage().unwrap_or_default();
+        if let Some((gw, mut draft, status)) = self.pending.take() {
+            let (usage, estimated) = self.sse.charge(draft.input_estimate);
+            if estimated && draft.reason.is_none() {
+                draft.reason = Some("usage_estimated".to_owned());
+            }
             let verdict = verdict_override.unwrap_or(draft.verdict);
             let event = draft.finish(&gw, status, usage, verdict);
             gw.spool.record(event);

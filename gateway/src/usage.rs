@@ -30,6 +30,27 @@ fn partial_from_json(value: &Value) -> Option<(Option<i64>, Option<i64>)> {
     ))
 }
 
+/// Rough characters per token, for estimates only.
+pub const CHARS_PER_TOKEN: usize = 4;
+
+/// Characters of answer text in one stream event: OpenAI's
+/// `choices[].delta.content`, Anthropic's `delta.text`.
+fn answer_text_len(value: &Value) -> usize {
+    let openai: usize = value
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/delta/content").and_then(Value::as_str))
+        .map(|t| t.chars().count())
+        .sum();
+    let anthropic = value
+        .pointer("/delta/text")
+        .and_then(Value::as_str)
+        .map_or(0, |t| t.chars().count());
+    openai + anthropic
+}
+
 /// Usage of a complete (non-streamed) answer in either format.
 pub fn from_json(value: &Value) -> Option<Usage> {
     let (input, output) = partial_from_json(value)?;
@@ -47,6 +68,12 @@ pub struct SseUsage {
     partial: Vec<u8>,
     overflow: bool,
     usage: Option<Usage>,
+    /// Characters of answer text seen (for an estimate when the stream ends
+    /// before the provider reported the output count).
+    text_chars: usize,
+    /// Whether the provider reported the output count (OpenAI's final chunk,
+    /// Anthropic's `message_delta`).
+    output_reported: bool,
     pub saw_done: bool,
 }
 
@@ -90,21 +117,48 @@ impl SseUsage {
         // OpenAI sends usage once, in the final chunk; Anthropic sends the
         // input count in `message_start` and the (cumulative) output count in
         // `message_delta`: keep the latest value of each.
-        if let Ok(value) = serde_json::from_slice::<Value>(data)
-            && let Some((input, output)) = partial_from_json(&value)
-        {
+        let Ok(value) = serde_json::from_slice::<Value>(data) else {
+            return;
+        };
+        self.text_chars += answer_text_len(&value);
+        if let Some((input, output)) = partial_from_json(&value) {
             let usage = self.usage.get_or_insert_with(Usage::default);
             if let Some(n) = input {
                 usage.input_tokens = n;
             }
             if let Some(n) = output {
                 usage.output_tokens = n;
+                // `message_start` carries a placeholder output count of 1.
+                self.output_reported |=
+                    value.get("type").and_then(Value::as_str) != Some("message_start");
             }
         }
     }
 
     pub fn usage(&self) -> Option<Usage> {
         self.usage
+    }
+
+    /// The usage to charge: what the provider reported, completed by an
+    /// estimate when the stream ended early (client gone, upstream cut)
+    /// before the provider said how much it produced. Returns whether any
+    /// part is an estimate. A request is never free because it was cut.
+    pub fn charge(&self, input_estimate: i64) -> (Usage, bool) {
+        let reported = self.usage.unwrap_or_default();
+        if self.output_reported {
+            return (reported, false);
+        }
+        let usage = Usage {
+            input_tokens: if reported.input_tokens > 0 {
+                reported.input_tokens
+            } else {
+                input_estimate
+            },
+            output_tokens: reported
+                .output_tokens
+                .max(i64::try_from(self.text_chars.div_ceil(CHARS_PER_TOKEN)).unwrap_or(i64::MAX)),
+        };
+        (usage, true)
     }
 }
 
@@ -151,6 +205,51 @@ mod tests {
                 input_tokens: 25,
                 output_tokens: 15
             })
+        );
+    }
+
+    #[test]
+    fn a_cut_stream_is_charged_an_estimate_never_zero() {
+        let mut sse = SseUsage::default();
+        sse.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"abcdefghijkl\"}}]}\n\n");
+        // The client left before the final usage chunk.
+        assert_eq!(
+            sse.charge(40),
+            (
+                Usage {
+                    input_tokens: 40,
+                    output_tokens: 3
+                },
+                true
+            )
+        );
+        sse.feed(
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":9}}\n\n",
+        );
+        assert_eq!(
+            sse.charge(40),
+            (
+                Usage {
+                    input_tokens: 50,
+                    output_tokens: 9
+                },
+                false
+            )
+        );
+
+        // Anthropic: the input is known from message_start, the output is not yet.
+        let mut sse = SseUsage::default();
+        sse.feed(b"data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n");
+        sse.feed(b"data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"12345678\"}}\n\n");
+        assert_eq!(
+            sse.charge(7),
+            (
+                Usage {
+                    input_tokens: 25,
+                    output_tokens: 2
+                },
+                true
+            )
         );
     }
 

@@ -157,7 +157,13 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         .read_timeout(READ_TIMEOUT)
         .build()
         .context("building the HTTP client")?;
-    let (spool, spool_task) = Spool::start(db.clone(), settings.spool_dir)?;
+    let budgets = Arc::new(Budgets::new(db.clone()));
+    let stored_budgets = budgets.clone();
+    let (spool, spool_task) = Spool::start(
+        db.clone(),
+        settings.spool_dir,
+        Box::new(move |events| stored_budgets.stored(events)),
+    )?;
     let gateway = Arc::new(Gateway {
         name: settings.name,
         gateway_id,
@@ -170,7 +176,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         spool,
         metrics: Metrics::default(),
         limiter: RateLimiter::default(),
-        budgets: Arc::new(Budgets::new(db.clone())),
+        budgets,
         db,
         started: Instant::now(),
     });

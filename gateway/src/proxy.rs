@@ -66,6 +66,8 @@ struct Draft {
     /// Estimated prompt tokens, charged when a stream is cut before the
     /// provider reported usage.
     input_estimate: i64,
+    /// The worst-case cost held against the team's budget until the end.
+    reservation: Option<crate::budget::Reservation>,
 }
 
 impl Draft {
@@ -85,6 +87,7 @@ impl Draft {
             answer_filter: None,
             pii_entities: Vec::new(),
             input_estimate: 0,
+            reservation: None,
         }
     }
 
@@ -119,7 +122,10 @@ impl Draft {
                 .inc_by(u64::try_from(n).unwrap_or(0));
         }
         if let Some(key) = &self.key {
-            gw.budgets.record(&key.team_id, cost);
+            match &self.reservation {
+                Some(reservation) => gw.budgets.settle(reservation, cost),
+                None => gw.budgets.record(&key.team_id, cost),
+            }
             let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
             gw.limiter.record_tokens(
                 &key.team_id,
@@ -261,7 +267,7 @@ async fn prepare_and_send(
     // The config in force when the request started applies to all of it.
     let rt = gw.runtime();
     apply_policies(&rt, &model, &mut body, draft)?;
-    enforce_limits(gw, &rt.config, &key, draft).await?;
+    enforce_limits(gw, &rt.config, &key, max_output_tokens(&body), draft).await?;
 
     let (target, provider) = rt
         .route(&model)
@@ -345,12 +351,27 @@ fn apply_policies(
     Ok(())
 }
 
+/// Output tokens assumed for a request that does not cap them, when
+/// reserving its worst-case cost.
+const DEFAULT_MAX_OUTPUT_TOKENS: i64 = 4096;
+
+/// The output cap a request asks for (`max_tokens`, or OpenAI's newer
+/// `max_completion_tokens`).
+fn max_output_tokens(body: &Value) -> i64 {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_i64))
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS)
+}
+
 /// Rate limits (requests and tokens per minute) and the monthly cost cap.
 /// `warn` policies record and let the request through.
 async fn enforce_limits(
     gw: &Gateway,
     config: &policy::PolicyConfig,
     key: &KeyInfo,
+    max_output_tokens: i64,
     draft: &mut Draft,
 ) -> Result<(), GatewayError> {
     let warn = |draft: &mut Draft, policy: &str, reason: &str| {
@@ -385,22 +406,31 @@ async fn enforce_limits(
         }
     }
     if let Some((limit_usd, policy, action)) = config.cost_limit() {
-        let spent = gw.budgets.spent(&key.team_id, store::now_ms()).await.map_err(|err| {
-            tracing::error!(error = %err, "reading the team's spend failed; refusing the request");
-            GatewayError::Unavailable(
-                "the team's budget cannot be checked right now (database unavailable); retry shortly".to_owned(),
-            )
-        })?;
         let limit_micros = (limit_usd * 1_000_000.0).round() as i64;
-        if spent >= limit_micros {
-            if action != policy::Action::Block {
-                warn(draft, policy, "budget_exceeded");
-            } else {
+        // The most this request can cost: its prompt plus every output token
+        // it may ask for.
+        let worst =
+            policy::pricing::cost_micros(&draft.model, draft.input_estimate, max_output_tokens);
+        let reserved = gw
+            .budgets
+            .reserve(&key.team_id, worst, limit_micros, store::now_ms())
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "reading the team's spend failed; refusing the request");
+                GatewayError::Unavailable(
+                    "the team's budget cannot be checked right now (database unavailable); retry shortly".to_owned(),
+                )
+            })?;
+        match reserved {
+            Ok(reservation) => draft.reservation = Some(reservation),
+            Err(_) if action != policy::Action::Block => warn(draft, policy, "budget_exceeded"),
+            Err(exceeded) => {
                 return Err(GatewayError::BudgetExceeded {
                     policy: policy.to_owned(),
                     message: format!(
-                        "the team's monthly budget of ${limit_usd:.2} is used up (policy `{policy}`; spent ${:.2} this month); it resets on the 1st (UTC)",
-                        spent as f64 / 1_000_000.0
+                        "the team's monthly budget of ${limit_usd:.2} would be exceeded (policy `{policy}`; spent ${:.4} this month, and this request may cost up to ${:.4}); lower max_tokens, or wait for the 1st (UTC)",
+                        exceeded.spent_micros as f64 / 1_000_000.0,
+                        worst as f64 / 1_000_000.0,
                     ),
                 });
             }

@@ -55,6 +55,9 @@ struct Shared {
 
 /// Handle used by request handlers; cheap to clone. The writer task ends
 /// (after storing everything) once every handle is dropped.
+/// Told about events once they are stored in the database.
+pub type OnStored = Box<dyn Fn(&[EventRow]) + Send + Sync>;
+
 #[derive(Clone, Debug)]
 pub struct Spool {
     shared: Arc<Shared>,
@@ -93,7 +96,11 @@ fn open_segment(dir: &Path, seq: u64) -> std::io::Result<Segment> {
 impl Spool {
     /// Opens (or creates) the spool in `dir` and starts the writer, which
     /// first replays whatever an earlier run left unstored.
-    pub fn start(db: Db, dir: PathBuf) -> anyhow::Result<(Spool, tokio::task::JoinHandle<()>)> {
+    pub fn start(
+        db: Db,
+        dir: PathBuf,
+        on_stored: OnStored,
+    ) -> anyhow::Result<(Spool, tokio::task::JoinHandle<()>)> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the event spool {}", dir.display()))?;
         let existing = segments(&dir)?;
@@ -107,7 +114,7 @@ impl Spool {
             depth: AtomicU64::new(0),
         });
         let (wake, wakeups) = mpsc::channel(1);
-        let handle = tokio::spawn(writer(db, shared.clone(), wakeups, first));
+        let handle = tokio::spawn(writer(db, shared.clone(), wakeups, first, on_stored));
         Ok((Spool { shared, wake }, handle))
     }
 
@@ -190,7 +197,13 @@ fn read_batch(dir: &Path, cursor: &Cursor) -> std::io::Result<(Vec<EventRow>, u6
     Ok((events, offset))
 }
 
-async fn writer(db: Db, shared: Arc<Shared>, mut wakeups: mpsc::Receiver<()>, first: u64) {
+async fn writer(
+    db: Db,
+    shared: Arc<Shared>,
+    mut wakeups: mpsc::Receiver<()>,
+    first: u64,
+    on_stored: OnStored,
+) {
     let mut cursor = Cursor {
         seq: first,
         offset: 0,
@@ -208,6 +221,7 @@ async fn writer(db: Db, shared: Arc<Shared>, mut wakeups: mpsc::Receiver<()>, fi
         if !events.is_empty() {
             match store::events::insert_batch(&db, &events).await {
                 Ok(()) => {
+                    on_stored(&events);
                     cursor.offset = offset;
                     backoff = RETRY_MIN;
                     let stored = events.len() as u64;

@@ -777,6 +777,15 @@ async fn model_filters(db: &TestDatabase) {
 // ---------------------------------------------------------------------------
 // 8. cost_limit
 
+/// A request capped at 100 output tokens: the gateway reserves a request's
+/// worst case (prompt estimate + max_tokens at the output price) against the
+/// budget before forwarding it, so small caps need small `max_tokens`.
+fn capped_body(model: &str, text: &str) -> Value {
+    let mut body = chat_body(model, text);
+    body["max_tokens"] = json!(100);
+    body
+}
+
 /// Sends requests on gpt-4o until one is answered 402 (waiting up to ~6 s
 /// after the second success for the spend to be counted). Returns the number
 /// of successes and the 402. Fails if more than 3 requests succeed.
@@ -784,7 +793,12 @@ async fn spend_until_refused(s: &Stack, gw: &KtProcess, key: &str) -> (usize, Re
     let mut ok = 0;
     let mut deadline: Option<Instant> = None;
     loop {
-        let r = chat(&gw.url, Some(key), &chat_body("gpt-4o", "Spend some money")).await;
+        let r = chat(
+            &gw.url,
+            Some(key),
+            &capped_body("gpt-4o", "Spend some money"),
+        )
+        .await;
         match r.status {
             200 => {
                 ok += 1;
@@ -852,7 +866,7 @@ async fn cost_block(db: &TestDatabase) {
     );
 
     // The cap holds.
-    let again = chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o", "More")).await;
+    let again = chat(&gw.url, Some(&eng.key), &capped_body("gpt-4o", "More")).await;
     assert_refused(
         &again,
         402,
@@ -881,6 +895,71 @@ async fn cost_block(db: &TestDatabase) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn cost_limit_reserves_the_worst_case_so_concurrency_cannot_overspend() {
+    for db in store::testing::backends().await {
+        cost_concurrency(&db).await;
+        db.cleanup().await;
+    }
+}
+
+async fn cost_concurrency(db: &TestDatabase) {
+    let s = start_stack(db).await;
+    let eng = s.team_with_key("Engineering", "eng").await;
+    let b = s.backend;
+    // $0.05 cap; each request asks for at most 1000 output tokens, so the
+    // gateway reserves ≈$0.0100 (1000 × $10/Mtok plus the prompt estimate),
+    // more than it really costs ($0.008755: the stand-in reports 1234 + 567
+    // tokens). Reservations therefore bound the spend exactly: at most
+    // floor(0.05 / 0.008755) = 5 requests can ever be admitted, however many
+    // arrive at once.
+    let gw = s
+        .gateway("cost-race", &[cost_limit("cost-cap", "0.05", "block")])
+        .await;
+    // Uncapped, a request may cost ≈$0.041 (4096 output tokens): refused up
+    // front under a $0.01 cap even with nothing spent.
+    let small = s
+        .gateway("cost-small", &[cost_limit("cost-cap", "0.01", "block")])
+        .await;
+    let r = chat(&small.url, Some(&eng.key), &chat_body("gpt-4o", "hi")).await;
+    assert_refused(
+        &r,
+        402,
+        "budget_exceeded",
+        "cost-cap",
+        &format!("[{b}] worst case over the cap"),
+    );
+    assert_eq!(
+        s.standin.count(),
+        0,
+        "[{b}] refused before reaching the provider"
+    );
+
+    let mut body = chat_body("gpt-4o", "race");
+    body["max_tokens"] = json!(1000);
+    let answers =
+        futures::future::join_all((0..30).map(|_| chat(&gw.url, Some(&eng.key), &body))).await;
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    let refused = answers.iter().filter(|r| r.status == 402).count();
+    eprintln!("[{b}] 30 concurrent requests under a $0.05 cap: {ok} answered, {refused} refused");
+    assert_eq!(
+        ok + refused,
+        30,
+        "[{b}] every request is answered 200 or 402"
+    );
+    assert!(ok >= 4, "[{b}] the cap admits what fits ({ok} admitted)");
+    let spent = ok as f64 * 0.008755;
+    assert!(
+        spent <= 0.05,
+        "[{b}] {ok} requests were admitted: spend ${spent:.6} passed the $0.05 cap"
+    );
+    assert_eq!(
+        s.standin.count(),
+        ok,
+        "[{b}] refused requests never reach the provider"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cost_limit_warn_lets_requests_through_and_records_warnings() {
     for db in store::testing::backends().await {
         cost_warn(&db).await;
@@ -901,7 +980,7 @@ async fn cost_warn(db: &TestDatabase) {
     let mut sent = 0;
     let mut deadline = None;
     let events = loop {
-        let r = chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o", "Spend")).await;
+        let r = chat(&gw.url, Some(&eng.key), &capped_body("gpt-4o", "Spend")).await;
         sent += 1;
         assert_relayed(
             &r,
@@ -1056,7 +1135,7 @@ async fn per_team(db: &TestDatabase) {
         "cost-cap",
         &format!("[{b}] team A's budget"),
     );
-    let r = chat(&gw.url, Some(&t_b.key), &chat_body("gpt-4o", "hi")).await;
+    let r = chat(&gw.url, Some(&t_b.key), &capped_body("gpt-4o", "hi")).await;
     assert_relayed(
         &r,
         &format!("[{b}] team B after team A spent its own budget"),

@@ -650,23 +650,152 @@ impl Recorded {
     }
 }
 
+/// How the OpenAI stand-in answers. [`Answering::Canned`] (the default) is
+/// what every test relies on unless it opts into another mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Answering {
+    /// [`STANDIN_CONTENT`], or [`STREAM_PIECES`] when streamed.
+    #[default]
+    Canned,
+    /// The text of the last user message received (a string, or its text
+    /// parts joined with `\n`); streamed in pieces of `chunk_bytes` bytes
+    /// (fewer at the end, never inside a UTF-8 character), so that whatever
+    /// the text contains (e.g. a `[EMAIL_1]` marker) may be cut across SSE
+    /// chunks.
+    Echo { chunk_bytes: usize },
+    /// A fixed answer: these pieces joined when not streamed, one SSE chunk
+    /// per piece when streamed.
+    Fixed { pieces: Vec<String> },
+}
+
+impl Answering {
+    /// [`Answering::Echo`].
+    pub fn echo(chunk_bytes: usize) -> Answering {
+        assert!(chunk_bytes > 0, "chunk size must be positive");
+        Answering::Echo { chunk_bytes }
+    }
+
+    /// [`Answering::Fixed`] with these exact pieces.
+    pub fn fixed(pieces: &[&str]) -> Answering {
+        Answering::Fixed {
+            pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    /// [`Answering::Fixed`]: `text` cut every `chunk_bytes` bytes.
+    pub fn fixed_sized(text: &str, chunk_bytes: usize) -> Answering {
+        Answering::Fixed {
+            pieces: split_pieces(text, chunk_bytes),
+        }
+    }
+}
+
+/// `text` cut every `chunk_bytes` bytes (a piece ends early rather than
+/// inside a UTF-8 character).
+pub fn split_pieces(text: &str, chunk_bytes: usize) -> Vec<String> {
+    assert!(chunk_bytes > 0, "chunk size must be positive");
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + chunk_bytes).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == start {
+            // A character longer than the chunk size: take it whole.
+            end = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        }
+        pieces.push(text[start..end].to_owned());
+        start = end;
+    }
+    pieces
+}
+
+/// The text of the last `user` message of an OpenAI chat request: a string,
+/// or its text parts joined with `\n` ("" when there is none).
+pub fn last_user_text(request: &Value) -> String {
+    let Some(messages) = request["messages"].as_array() else {
+        return String::new();
+    };
+    let Some(last) = messages.iter().rev().find(|m| m["role"] == "user") else {
+        return String::new();
+    };
+    match &last["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// One answer the stand-in sent: its text pieces, in order (one piece for a
+/// non-streamed answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentAnswer {
+    pub streamed: bool,
+    pub pieces: Vec<String>,
+}
+
+impl SentAnswer {
+    /// The whole text.
+    pub fn text(&self) -> String {
+        self.pieces.concat()
+    }
+}
+
+/// Pause between two SSE frames in the [`Answering::Echo`] and
+/// [`Answering::Fixed`] modes (they send many small frames).
+pub const ANSWERING_FRAME_DELAY: Duration = Duration::from_millis(20);
+
+#[derive(Clone)]
+struct StandInState {
+    received: Arc<Mutex<Vec<Recorded>>>,
+    answering: Arc<Mutex<Answering>>,
+    sent: Arc<Mutex<Vec<SentAnswer>>>,
+}
+
 /// An OpenAI-compatible provider on 127.0.0.1, answering
 /// `POST /v1/chat/completions` (JSON, or SSE for `"stream": true`) and
-/// recording every request.
+/// recording every request. What it answers is [`Answering::Canned`] unless
+/// started with (or switched to) another [`Answering`] mode.
 pub struct StandIn {
     /// `http://127.0.0.1:PORT/v1`: the `base_url` to put in a target.
     pub base_url: String,
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Recorded>>>,
+    answering: Arc<Mutex<Answering>>,
+    sent: Arc<Mutex<Vec<SentAnswer>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl StandIn {
+    /// A stand-in giving its canned answers.
     pub async fn start() -> StandIn {
-        let received = Arc::new(Mutex::new(Vec::new()));
+        StandIn::start_answering(Answering::Canned).await
+    }
+
+    /// A stand-in echoing the last user message ([`Answering::Echo`]).
+    pub async fn start_echo(chunk_bytes: usize) -> StandIn {
+        StandIn::start_answering(Answering::echo(chunk_bytes)).await
+    }
+
+    /// A stand-in giving a fixed answer in these pieces ([`Answering::Fixed`]).
+    pub async fn start_fixed(pieces: &[&str]) -> StandIn {
+        StandIn::start_answering(Answering::fixed(pieces)).await
+    }
+
+    pub async fn start_answering(answering: Answering) -> StandIn {
+        let state = StandInState {
+            received: Arc::new(Mutex::new(Vec::new())),
+            answering: Arc::new(Mutex::new(answering)),
+            sent: Arc::new(Mutex::new(Vec::new())),
+        };
         let app = axum::Router::new()
             .route("/v1/chat/completions", post(standin_chat))
-            .with_state(received.clone());
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -675,9 +804,16 @@ impl StandIn {
         StandIn {
             base_url: format!("http://{addr}/v1"),
             addr,
-            received,
+            received: state.received,
+            answering: state.answering,
+            sent: state.sent,
             task,
         }
+    }
+
+    /// Changes how the stand-in answers from the next request on.
+    pub fn set_answering(&self, answering: Answering) {
+        *self.answering.lock().unwrap() = answering;
     }
 
     /// Every request received so far, in order.
@@ -688,6 +824,11 @@ impl StandIn {
     pub fn count(&self) -> usize {
         self.received.lock().unwrap().len()
     }
+
+    /// Every answer sent so far (to JSON requests), in order.
+    pub fn answers(&self) -> Vec<SentAnswer> {
+        self.sent.lock().unwrap().clone()
+    }
 }
 
 impl Drop for StandIn {
@@ -697,12 +838,12 @@ impl Drop for StandIn {
 }
 
 async fn standin_chat(
-    State(received): State<Arc<Mutex<Vec<Recorded>>>>,
+    State(state): State<StandInState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    received.lock().unwrap().push(Recorded {
+    state.received.lock().unwrap().push(Recorded {
         path: "/v1/chat/completions".to_owned(),
         headers,
         body: parsed.clone().unwrap_or(Value::Null),
@@ -715,10 +856,33 @@ async fn standin_chat(
             .into_response();
     };
     let model = request["model"].as_str().unwrap_or("unknown").to_owned();
-    if request["stream"] == Value::Bool(true) {
+    let streamed = request["stream"] == Value::Bool(true);
+    let answering = state.answering.lock().unwrap().clone();
+    let (pieces, delay) = match answering {
+        Answering::Canned if streamed => (
+            STREAM_PIECES.iter().map(|p| (*p).to_owned()).collect(),
+            STREAM_FRAME_DELAY,
+        ),
+        Answering::Canned => (vec![STANDIN_CONTENT.to_owned()], STREAM_FRAME_DELAY),
+        Answering::Echo { chunk_bytes } => (
+            split_pieces(&last_user_text(&request), chunk_bytes),
+            ANSWERING_FRAME_DELAY,
+        ),
+        Answering::Fixed { pieces } => (pieces, ANSWERING_FRAME_DELAY),
+    };
+    if streamed {
+        state.sent.lock().unwrap().push(SentAnswer {
+            streamed: true,
+            pieces: pieces.clone(),
+        });
         let include_usage = request["stream_options"]["include_usage"] == Value::Bool(true);
-        return stream_answer(&model, include_usage);
+        return stream_answer(&model, include_usage, &pieces, delay);
     }
+    let content = pieces.concat();
+    state.sent.lock().unwrap().push(SentAnswer {
+        streamed: false,
+        pieces: vec![content.clone()],
+    });
     axum::Json(json!({
         "id": "chatcmpl-standin",
         "object": "chat.completion",
@@ -726,7 +890,7 @@ async fn standin_chat(
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": STANDIN_CONTENT},
+            "message": {"role": "assistant", "content": content},
             "finish_reason": "stop"
         }],
         "usage": {
@@ -738,9 +902,10 @@ async fn standin_chat(
     .into_response()
 }
 
-/// An SSE answer sent frame by frame with a pause between frames, the way
-/// OpenAI streams: usage comes in a final chunk only when asked for.
-fn stream_answer(model: &str, include_usage: bool) -> Response {
+/// An SSE answer sent frame by frame (one `delta.content` per piece) with a
+/// pause of `delay` between frames, the way OpenAI streams: usage comes in a
+/// final chunk only when asked for.
+fn stream_answer(model: &str, include_usage: bool, pieces: &[String], delay: Duration) -> Response {
     let chunk = |delta: Value, finish: Value| {
         let mut c = json!({
             "id": "chatcmpl-standin-stream",
@@ -758,7 +923,7 @@ fn stream_answer(model: &str, include_usage: bool) -> Response {
         json!({"role": "assistant", "content": ""}),
         Value::Null,
     )];
-    for piece in STREAM_PIECES {
+    for piece in pieces {
         frames.push(chunk(json!({"content": piece}), Value::Null));
     }
     frames.push(chunk(json!({}), json!("stop")));
@@ -779,9 +944,9 @@ fn stream_answer(model: &str, include_usage: bool) -> Response {
     let mut texts: Vec<String> = frames.iter().map(|f| format!("data: {f}\n\n")).collect();
     texts.push("data: [DONE]\n\n".to_owned());
     let stream =
-        futures::stream::iter(texts.into_iter().enumerate()).then(|(i, text)| async move {
+        futures::stream::iter(texts.into_iter().enumerate()).then(move |(i, text)| async move {
             if i > 0 {
-                tokio::time::sleep(STREAM_FRAME_DELAY).await;
+                tokio::time::sleep(delay).await;
             }
             Ok::<_, std::io::Error>(text)
         });

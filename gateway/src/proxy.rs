@@ -451,8 +451,7 @@ fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
             } else {
                 "error"
             };
-            let rewrite = status.is_success() && draft.format == ApiFormat::OpenAi;
-            let body = match (&draft.answer_filter, rewrite) {
+            let body = match (&draft.answer_filter, status.is_success()) {
                 (Some(make), true) => crate::rewrite::rewrite_complete(&body, make).unwrap_or(body),
                 _ => body,
             };
@@ -466,10 +465,9 @@ fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
             response
         }
         Answer::Stream { status, body } => {
-            // Answers are rewritten in OpenAI's format only, for now.
-            let rewriter = (draft.format == ApiFormat::OpenAi
-                && (draft.answer_filter.is_some() || !draft.client_wants_usage))
-                .then(|| SseRewriter::new(draft.answer_filter.clone(), !draft.client_wants_usage));
+            let strip_usage = draft.format == ApiFormat::OpenAi && !draft.client_wants_usage;
+            let rewriter = (draft.answer_filter.is_some() || strip_usage)
+                .then(|| SseRewriter::new(draft.answer_filter.clone(), strip_usage));
             let metered = Metered {
                 inner: body,
                 sse: SseUsage::default(),

@@ -36,13 +36,28 @@ impl TextFilter for policy::AnswerFilter {
 /// Builds one filter per choice of an answer.
 pub type FilterFactory = Box<dyn Fn() -> Box<dyn TextFilter> + Send + Sync>;
 
-/// Rewrites `choices[].message.content` of a complete OpenAI-format answer.
-/// Returns `None` when the body is not such an answer (it is then relayed as is).
+/// Rewrites the text of a complete answer: OpenAI's
+/// `choices[].message.content`, Anthropic's `content[]` text blocks. Returns
+/// `None` when the body is not such an answer (it is then relayed as is).
 pub fn rewrite_complete(body: &[u8], make: &FilterFactory) -> Option<Bytes> {
     let mut value: Value = serde_json::from_slice(body).ok()?;
-    let choices = value.get_mut("choices")?.as_array_mut()?;
-    for choice in choices {
-        if let Some(Value::String(content)) = choice.pointer_mut("/message/content") {
+    let texts: Vec<&mut Value> = if let Some(choices) = value.get_mut("choices") {
+        choices
+            .as_array_mut()?
+            .iter_mut()
+            .filter_map(|c| c.pointer_mut("/message/content"))
+            .collect()
+    } else {
+        value
+            .get_mut("content")?
+            .as_array_mut()?
+            .iter_mut()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get_mut("text"))
+            .collect()
+    };
+    for text in texts {
+        if let Value::String(content) = text {
             let mut filter = make();
             let mut out = filter.push(content);
             out.push_str(&filter.finish());
@@ -55,7 +70,9 @@ pub fn rewrite_complete(body: &[u8], make: &FilterFactory) -> Option<Bytes> {
 /// Most bytes buffered while waiting for the end of one SSE event.
 const MAX_EVENT: usize = 4 << 20;
 
-/// Rewrites an OpenAI-format SSE stream event by event.
+/// Rewrites an SSE stream event by event: OpenAI's `choices[].delta.content`
+/// chunks, or Anthropic's `content_block_delta` text deltas (what a filter
+/// held back is released in a delta of its own before `content_block_stop`).
 pub struct SseRewriter {
     make: Option<std::sync::Arc<FilterFactory>>,
     strip_usage_only: bool,
@@ -111,6 +128,10 @@ impl SseRewriter {
                         rewritten.push_str(&new);
                         rewritten.push_str(&line[bare.len()..]);
                     }
+                    Rewritten::Before(event) => {
+                        out.extend_from_slice(event.as_bytes());
+                        rewritten.push_str(line);
+                    }
                     Rewritten::Drop => return,
                 },
                 _ => rewritten.push_str(line),
@@ -123,6 +144,9 @@ impl SseRewriter {
         let Ok(mut value) = serde_json::from_str::<Value>(data) else {
             return Rewritten::Keep;
         };
+        if let Some(kind) = value.get("type").and_then(Value::as_str) {
+            return self.rewrite_anthropic(kind.to_owned(), value);
+        }
         let usage_only = value
             .get("choices")
             .and_then(Value::as_array)
@@ -165,7 +189,45 @@ impl SseRewriter {
 enum Rewritten {
     Keep,
     Replace(String),
+    /// Emit this complete event first, then the original one.
+    Before(String),
     Drop,
+}
+
+impl SseRewriter {
+    fn rewrite_anthropic(&mut self, kind: String, mut value: Value) -> Rewritten {
+        let Some(make) = self.make.clone() else {
+            return Rewritten::Keep;
+        };
+        let index = value.get("index").and_then(Value::as_u64).unwrap_or(0);
+        match kind.as_str() {
+            "content_block_delta" => {
+                let Some(Value::String(text)) = value.pointer_mut("/delta/text") else {
+                    return Rewritten::Keep;
+                };
+                let filter = self.filters.entry(index).or_insert_with(|| make());
+                *text = filter.push(text);
+                serde_json::to_string(&value).map_or(Rewritten::Keep, Rewritten::Replace)
+            }
+            "content_block_stop" => {
+                let held = self
+                    .filters
+                    .remove(&index)
+                    .map(|mut f| f.finish())
+                    .unwrap_or_default();
+                if held.is_empty() {
+                    return Rewritten::Keep;
+                }
+                let delta = serde_json::json!({
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "text_delta", "text": held},
+                });
+                Rewritten::Before(format!("event: content_block_delta\ndata: {delta}\n\n"))
+            }
+            _ => Rewritten::Keep,
+        }
+    }
 }
 
 /// End (exclusive) of the first complete SSE event in `buf`: the blank line
@@ -262,6 +324,51 @@ mod tests {
             assert_eq!(text, "HELLO WORLD", "chunk size {size}");
             assert!(out.ends_with("data: [DONE]\n\n"));
         }
+    }
+
+    #[test]
+    fn rewrites_anthropic_streams_and_releases_held_text_before_the_block_stops() {
+        let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+        let delta = |t: &str| {
+            event(
+                "content_block_delta",
+                serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}),
+            )
+        };
+        let stream = [
+            event("message_start", serde_json::json!({"type": "message_start", "message": {"usage": {"input_tokens": 3}}})),
+            delta("hel"),
+            delta("lo wor"),
+            delta("ld"),
+            event("content_block_stop", serde_json::json!({"type": "content_block_stop", "index": 0})),
+            event("message_stop", serde_json::json!({"type": "message_stop"})),
+        ]
+        .concat();
+        for size in [1, 4, stream.len()] {
+            let mut rw = SseRewriter::new(Some(std::sync::Arc::new(factory())), false);
+            let out = rewrite_all(&mut rw, &stream, size);
+            let text: String = out
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+                .collect();
+            assert_eq!(text, "HELLO WORLD", "chunk size {size}");
+            let stop = out.find("content_block_stop").unwrap();
+            assert!(
+                out[..stop].contains("WORLD"),
+                "held text comes before the block stops"
+            );
+        }
+    }
+
+    #[test]
+    fn rewrites_complete_anthropic_answers() {
+        let body = br#"{"type":"message","content":[{"type":"text","text":"hi there"},{"type":"tool_use","id":"x","name":"f","input":{}}],"usage":{"input_tokens":1}}"#;
+        let v: Value =
+            serde_json::from_slice(&rewrite_complete(body, &factory()).unwrap()).unwrap();
+        assert_eq!(v["content"][0]["text"], "HI THERE");
+        assert_eq!(v["content"][1]["name"], "f");
     }
 
     #[test]

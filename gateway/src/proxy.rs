@@ -91,6 +91,21 @@ impl Draft {
         }
     }
 
+    /// Records PII the answer filter redacted from the answer: the entity
+    /// types join the event's, and an otherwise allowed request is recorded
+    /// as redacted.
+    fn note_answer_redactions(&mut self, entities: Vec<String>) {
+        if entities.is_empty() {
+            return;
+        }
+        if self.verdict == "allow" {
+            self.verdict = "redact";
+            self.reason
+                .get_or_insert_with(|| format!("pii_in_answer:{}", entities[0]));
+        }
+        crate::rewrite::merge_entities(&mut self.pii_entities, entities);
+    }
+
     fn finish(
         self,
         gw: &Gateway,
@@ -439,21 +454,27 @@ async fn enforce_limits(
     Ok(())
 }
 
-fn relay(gw: Arc<Gateway>, draft: Draft, answer: Answer) -> Response {
+fn relay(gw: Arc<Gateway>, mut draft: Draft, answer: Answer) -> Response {
     match answer {
         Answer::Complete { status, body } => {
             let usage = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| crate::usage::from_json(&v))
                 .unwrap_or_default();
+            let body = match (&draft.answer_filter, status.is_success()) {
+                (Some(make), true) => match crate::rewrite::rewrite_complete(&body, make) {
+                    Some((rewritten, entities)) => {
+                        draft.note_answer_redactions(entities);
+                        rewritten
+                    }
+                    None => body,
+                },
+                _ => body,
+            };
             let verdict = if status.is_success() {
                 draft.verdict
             } else {
                 "error"
-            };
-            let body = match (&draft.answer_filter, status.is_success()) {
-                (Some(make), true) => crate::rewrite::rewrite_complete(&body, make).unwrap_or(body),
-                _ => body,
             };
             let event = draft.finish(&gw, status, usage, verdict);
             gw.spool.record(event);
@@ -503,6 +524,9 @@ struct Metered {
 impl Metered {
     fn finish(&mut self, verdict_override: Option<&'static str>) {
         if let Some((gw, mut draft, status)) = self.pending.take() {
+            if let Some(rewriter) = &self.rewriter {
+                draft.note_answer_redactions(rewriter.entities());
+            }
             let (usage, estimated) = self.sse.charge(draft.input_estimate);
             if estimated && draft.reason.is_none() {
                 draft.reason = Some("usage_estimated".to_owned());

@@ -19,6 +19,10 @@ pub trait TextFilter: Send {
     fn push(&mut self, piece: &str) -> String;
     /// The stream of this text ended: returns whatever was held back.
     fn finish(&mut self) -> String;
+    /// PII entity types redacted so far (names only).
+    fn entities(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The policy engine's answer filter: restores the request's markers and
@@ -31,6 +35,17 @@ impl TextFilter for policy::AnswerFilter {
     fn finish(&mut self) -> String {
         policy::AnswerFilter::finish(self)
     }
+
+    fn entities(&self) -> Vec<String> {
+        policy::AnswerFilter::entities(self).to_vec()
+    }
+}
+
+/// Adds `more` to `into`, keeping it sorted and without duplicates.
+pub fn merge_entities(into: &mut Vec<String>, more: Vec<String>) {
+    into.extend(more);
+    into.sort();
+    into.dedup();
 }
 
 /// Builds one filter per choice of an answer.
@@ -38,8 +53,10 @@ pub type FilterFactory = Box<dyn Fn() -> Box<dyn TextFilter> + Send + Sync>;
 
 /// Rewrites the text of a complete answer: OpenAI's
 /// `choices[].message.content`, Anthropic's `content[]` text blocks. Returns
-/// `None` when the body is not such an answer (it is then relayed as is).
-pub fn rewrite_complete(body: &[u8], make: &FilterFactory) -> Option<Bytes> {
+/// the new body and the entity types redacted, or `None` when the body is
+/// not such an answer (it is then relayed as is).
+pub fn rewrite_complete(body: &[u8], make: &FilterFactory) -> Option<(Bytes, Vec<String>)> {
+    let mut entities = Vec::new();
     let mut value: Value = serde_json::from_slice(body).ok()?;
     let texts: Vec<&mut Value> = if let Some(choices) = value.get_mut("choices") {
         choices
@@ -62,9 +79,12 @@ pub fn rewrite_complete(body: &[u8], make: &FilterFactory) -> Option<Bytes> {
             let mut out = filter.push(content);
             out.push_str(&filter.finish());
             *content = out;
+            merge_entities(&mut entities, filter.entities());
         }
     }
-    serde_json::to_vec(&value).ok().map(Bytes::from)
+    serde_json::to_vec(&value)
+        .ok()
+        .map(|body| (Bytes::from(body), entities))
 }
 
 /// Most bytes buffered while waiting for the end of one SSE event.
@@ -107,6 +127,15 @@ impl SseRewriter {
             out.append(&mut self.buf);
         }
         Bytes::from(out)
+    }
+
+    /// PII entity types the filters redacted from the answer so far.
+    pub fn entities(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for filter in self.filters.values() {
+            merge_entities(&mut all, filter.entities());
+        }
+        all
     }
 
     /// The upstream stream ended: returns what is left (a trailing partial
@@ -212,8 +241,8 @@ impl SseRewriter {
             "content_block_stop" => {
                 let held = self
                     .filters
-                    .remove(&index)
-                    .map(|mut f| f.finish())
+                    .get_mut(&index)
+                    .map(|f| f.finish())
                     .unwrap_or_default();
                 if held.is_empty() {
                     return Rewritten::Keep;
@@ -374,7 +403,7 @@ mod tests {
     #[test]
     fn rewrites_complete_answers_and_leaves_other_bodies_alone() {
         let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hi there"}}],"usage":{"prompt_tokens":1}}"#;
-        let out = rewrite_complete(body, &factory()).unwrap();
+        let (out, _) = rewrite_complete(body, &factory()).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "HI THERE");
         assert_eq!(v["usage"]["prompt_tokens"], 1);

@@ -532,6 +532,17 @@ async fn scan_responses(db: &TestDatabase) {
                 e["verdict"], e["reason"], e["pii_entities"]
             );
         }
+        // Requests without PII whose answers had PII redacted are recorded
+        // as redactions, naming the entity types (never the values).
+        for e in &events[1..] {
+            assert_eq!(e["verdict"], "redact", "[{b}] {name}: {}", pretty(e));
+            let entities = pii_entities(e, &format!("[{b}] {name}"));
+            assert!(
+                entities.iter().any(|x| x == "email") && entities.iter().any(|x| x == "phone"),
+                "[{b}] {name}: the answer's redacted entity types are recorded: {}",
+                pretty(e)
+            );
+        }
         let newest = &events[0];
         assert_eq!(
             newest["reason"],

@@ -395,7 +395,7 @@ mod tests {
     fn rewrites_complete_anthropic_answers() {
         let body = br#"{"type":"message","content":[{"type":"text","text":"hi there"},{"type":"tool_use","id":"x","name":"f","input":{}}],"usage":{"input_tokens":1}}"#;
         let v: Value =
-            serde_json::from_slice(&rewrite_complete(body, &factory()).unwrap()).unwrap();
+            serde_json::from_slice(&rewrite_complete(body, &factory()).unwrap().0).unwrap();
         assert_eq!(v["content"][0]["text"], "HI THERE");
         assert_eq!(v["content"][1]["name"], "f");
     }

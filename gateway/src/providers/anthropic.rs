@@ -1,8 +1,7 @@
 //! Anthropic: `POST {base_url}/v1/messages`, in Anthropic's own format
 //! (requests arriving on the gateway's `/v1/messages`).
 
-use axum::http::{HeaderMap, StatusCode};
-use futures::TryStreamExt;
+use axum::http::HeaderMap;
 
 use super::Answer;
 use super::openai::ApiKey;
@@ -57,29 +56,6 @@ impl Anthropic {
         if !client_headers.contains_key("anthropic-version") {
             request = request.header("anthropic-version", DEFAULT_VERSION);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(super::openai::upstream_error)?;
-        let status =
-            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let is_sse = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if stream && status.is_success() && is_sse {
-            let body = response.bytes_stream().map_err(std::io::Error::other);
-            Ok(Answer::Stream {
-                status,
-                body: Box::pin(body),
-            })
-        } else {
-            let body = response
-                .bytes()
-                .await
-                .map_err(super::openai::upstream_error)?;
-            Ok(Answer::Complete { status, body })
-        }
+        super::send(request, stream).await
     }
 }

@@ -18,6 +18,51 @@ use crate::proxy::ApiFormat;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
+/// Sends a prepared upstream request and turns the response into an
+/// [`Answer`]: a byte stream for a successful SSE answer to a streamed
+/// request, the complete body otherwise (errors included, relayed as is).
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    stream: bool,
+) -> Result<Answer, GatewayError> {
+    use futures::TryStreamExt as _;
+    let response = request.send().await.map_err(upstream_error)?;
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let is_sse = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if stream && status.is_success() && is_sse {
+        let body = response.bytes_stream().map_err(std::io::Error::other);
+        Ok(Answer::Stream {
+            status,
+            body: Box::pin(body),
+        })
+    } else {
+        let body = response.bytes().await.map_err(upstream_error)?;
+        Ok(Answer::Complete { status, body })
+    }
+}
+
+/// A failed upstream call as the caller sees it: 504 for a timeout, 502
+/// with the cause chain otherwise.
+pub(crate) fn upstream_error(err: reqwest::Error) -> GatewayError {
+    if err.is_timeout() {
+        GatewayError::UpstreamTimeout
+    } else {
+        // reqwest's Display omits the cause chain; include it for operators.
+        let mut message = format!("provider request failed: {err}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        GatewayError::Upstream(message)
+    }
+}
+
 /// What a provider answered.
 pub enum Answer {
     Complete {

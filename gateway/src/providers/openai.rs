@@ -1,8 +1,5 @@
 //! OpenAI and OpenAI-compatible servers: `POST {base_url}/chat/completions`.
 
-use axum::http::StatusCode;
-use futures::TryStreamExt;
-
 use super::Answer;
 use crate::error::GatewayError;
 
@@ -94,38 +91,6 @@ impl OpenAi {
         if let ApiKey::Value(key) = &self.key {
             request = request.bearer_auth(key);
         }
-        let response = request.send().await.map_err(upstream_error)?;
-        let status =
-            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let is_sse = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if stream && status.is_success() && is_sse {
-            let body = response.bytes_stream().map_err(std::io::Error::other);
-            Ok(Answer::Stream {
-                status,
-                body: Box::pin(body),
-            })
-        } else {
-            let body = response.bytes().await.map_err(upstream_error)?;
-            Ok(Answer::Complete { status, body })
-        }
-    }
-}
-
-pub(crate) fn upstream_error(err: reqwest::Error) -> GatewayError {
-    if err.is_timeout() {
-        GatewayError::UpstreamTimeout
-    } else {
-        // reqwest's Display omits the cause chain; include it for operators.
-        let mut message = format!("provider request failed: {err}");
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        GatewayError::Upstream(message)
+        super::send(request, stream).await
     }
 }

@@ -8,28 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 use sqlx::Connection as _;
 use store::Db;
 use store::testing::TestDatabase;
-
-fn config(standin: &StandIn) -> String {
-    format!(
-        "policies:
-  - name: model-allowlist
-    type: model_filter
-    allowed_models: [gpt-4o]
-providers:
-  targets:
-    - id: openai
-      provider:
-        base_url: {}
-        secret_key_ref:
-          env: {UPSTREAM_KEY_VAR}
-",
-        standin.base_url
-    )
-}
 
 /// Holds the database's event table locked (writes to it fail or wait)
 /// until dropped — a database outage, as the gateway's writer sees it.
@@ -76,28 +57,14 @@ async fn end_outage(outage: Outage) {
     }
 }
 
-async fn health(url: &str) -> Value {
-    reqwest::get(format!("{url}/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_outage_and_a_kill_9_lose_no_event() {
     for db in store::testing::backends().await {
         let s = start_stack(&db).await;
-        let team = s.admin.create_team("Eng", "eng").await;
-        let key = s
-            .admin
-            .create_token("app", "gateway", team["id"].as_str())
-            .await["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let path = s.install.write_config("team-eng", &config(&s.standin));
+        let key = s.new_team_key("Eng", "eng").await;
+        let path = s
+            .install
+            .write_config("team-eng", &allowlist_config(&s.standin, "gpt-4o"));
         let gw = s.install.gateway(&path, &[]).await;
         let body = chat_body("gpt-4o", "hello");
         assert_eq!(chat(&gw.url, Some(&key), &body).await.status, 200);
@@ -123,7 +90,7 @@ async fn a_database_outage_and_a_kill_9_lose_no_event() {
                 started.elapsed()
             );
         }
-        let h = health(&gw.url).await;
+        let h = gateway_health(&gw.url).await;
         assert_eq!(
             h["spool_depth"], DURING as u64,
             "[{}] /health shows the unstored events: {h}",
@@ -163,7 +130,7 @@ async fn a_database_outage_and_a_kill_9_lose_no_event() {
                 .all(|e| e["input_tokens"] == STANDIN_PROMPT_TOKENS),
             "{events:?}"
         );
-        let h = health(&gw.url).await;
+        let h = gateway_health(&gw.url).await;
         assert_eq!(h["spool_depth"], 0, "{h}");
         drop(gw);
         db.cleanup().await;

@@ -8,37 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 
 /// How long a config edit may take to apply (the gateway polls every 2 s).
 const RELOAD_WITHIN: Duration = Duration::from_secs(8);
-
-fn config(standin: &StandIn, allowed: &str) -> String {
-    format!(
-        "policies:
-  - name: model-allowlist
-    type: model_filter
-    allowed_models: [{allowed}]
-providers:
-  targets:
-    - id: openai
-      provider:
-        base_url: {}
-        secret_key_ref:
-          env: {UPSTREAM_KEY_VAR}
-",
-        standin.base_url
-    )
-}
-
-async fn health(url: &str) -> Value {
-    reqwest::get(format!("{url}/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// Polls until `check` holds or the deadline passes; returns whether it held.
 async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
@@ -56,19 +28,12 @@ async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
 async fn config_edits_apply_without_restart_and_bad_edits_are_refused() {
     for db in store::testing::backends().await {
         let s = start_stack(&db).await;
-        let team = s.admin.create_team("Eng", "eng").await;
-        let key = s
-            .admin
-            .create_token("app", "gateway", team["id"].as_str())
-            .await["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let key = s.new_team_key("Eng", "eng").await;
         let path = s
             .install
-            .write_config("team-eng", &config(&s.standin, "gpt-4o"));
+            .write_config("team-eng", &allowlist_config(&s.standin, "gpt-4o"));
         let gw = s.install.gateway(&path, &[]).await;
-        let first_hash = health(&gw.url).await["config_hash"]
+        let first_hash = gateway_health(&gw.url).await["config_hash"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -82,7 +47,7 @@ async fn config_edits_apply_without_restart_and_bad_edits_are_refused() {
         );
 
         // A valid edit: gpt-4o-mini becomes allowed, without a restart.
-        std::fs::write(&path, config(&s.standin, "gpt-4o, gpt-4o-mini")).unwrap();
+        std::fs::write(&path, allowlist_config(&s.standin, "gpt-4o, gpt-4o-mini")).unwrap();
         let applied =
             eventually(async || chat(&gw.url, Some(&key), &mini).await.status == 200).await;
         assert!(
@@ -90,7 +55,7 @@ async fn config_edits_apply_without_restart_and_bad_edits_are_refused() {
             "[{}] the edited config was not applied within {RELOAD_WITHIN:?}",
             s.backend
         );
-        let h = health(&gw.url).await;
+        let h = gateway_health(&gw.url).await;
         let second_hash = h["config_hash"].as_str().unwrap().to_owned();
         assert_ne!(
             second_hash, first_hash,
@@ -104,8 +69,9 @@ async fn config_edits_apply_without_restart_and_bad_edits_are_refused() {
 
         // An invalid edit is refused: the previous config keeps serving.
         std::fs::write(&path, "policies:\n  - name: [broken\n").unwrap();
-        let refused = eventually(async || health(&gw.url).await["status"] == "degraded").await;
-        let h = health(&gw.url).await;
+        let refused =
+            eventually(async || gateway_health(&gw.url).await["status"] == "degraded").await;
+        let h = gateway_health(&gw.url).await;
         assert!(
             refused,
             "[{}] /health must say the new config was refused: {h}",

@@ -1257,3 +1257,45 @@ pub async fn start_stack(db: &store::testing::TestDatabase) -> Stack {
         standin,
     }
 }
+
+impl Stack {
+    /// Creates a team and returns a new gateway key of it.
+    pub async fn new_team_key(&self, name: &str, slug: &str) -> String {
+        let team = self.admin.create_team(name, slug).await;
+        self.admin
+            .create_token(&format!("{slug}-app"), "gateway", team["id"].as_str())
+            .await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// A policy config with a model allowlist and the stand-in as `openai`.
+pub fn allowlist_config(standin: &StandIn, allowed: &str) -> String {
+    format!(
+        "policies:
+  - name: model-allowlist
+    type: model_filter
+    allowed_models: [{allowed}]
+providers:
+  targets:
+    - id: openai
+      provider:
+        base_url: {}
+        secret_key_ref:
+          env: {UPSTREAM_KEY_VAR}
+",
+        standin.base_url
+    )
+}
+
+/// A gateway's `/health` document.
+pub async fn gateway_health(url: &str) -> Value {
+    reqwest::get(format!("{url}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

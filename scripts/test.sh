@@ -44,8 +44,8 @@ set +e
 bash sdk-tests/run.sh 2>&1 | tee "$log"
 sdk_status=${PIPESTATUS[0]}
 set -e
-sdk_passed=$(grep -oE '[0-9]+ passed' "$log" | tail -1 | awk '{print $1}')
-sdk_failed=$(grep -oE '[0-9]+ (failed|error)' "$log" | awk '{s += $1} END {print s+0}')
+sdk_passed=$( (grep -oE '[0-9]+ passed' "$log" || true) | tail -1 | awk '{print $1}')
+sdk_failed=$( (grep -oE '[0-9]+ (failed|error)' "$log" || true) | awk '{s += $1} END {print s+0}')
 
 say "browser tests (Playwright, Chromium)"
 set +e

@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod limiter;
 pub mod metrics;
+pub mod prices;
 pub mod providers;
 pub mod proxy;
 pub mod reload;
@@ -38,6 +39,7 @@ use crate::budget::Budgets;
 use crate::keys::KeyCache;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
+use crate::prices::Prices;
 use crate::runtime::Runtime;
 use crate::spool::Spool;
 
@@ -81,6 +83,7 @@ pub struct Gateway {
     pub metrics: Metrics,
     pub limiter: RateLimiter,
     pub budgets: Arc<Budgets>,
+    pub prices: Arc<Prices>,
     db: Db,
     started: Instant,
 }
@@ -157,6 +160,11 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         .read_timeout(READ_TIMEOUT)
         .build()
         .context("building the HTTP client")?;
+    let prices = Arc::new(
+        Prices::load(db.clone())
+            .await
+            .context("loading the price catalog")?,
+    );
     let budgets = Arc::new(Budgets::new(db.clone()));
     let stored_budgets = budgets.clone();
     let (spool, spool_task) = Spool::start(
@@ -177,6 +185,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         metrics: Metrics::default(),
         limiter: RateLimiter::default(),
         budgets,
+        prices,
         db,
         started: Instant::now(),
     });
@@ -200,6 +209,7 @@ impl Running {
             tokio::spawn(gw.keys.clone().refresh_forever()),
             tokio::spawn(heartbeat(gw.db.clone(), gw.gateway_id.clone())),
             tokio::spawn(gw.budgets.clone().refresh_forever()),
+            tokio::spawn(gw.prices.clone().refresh_forever()),
         ];
         if let Some(path) = gw.config_path.clone() {
             background.push(tokio::spawn(reload::watch(gw.clone(), path)));

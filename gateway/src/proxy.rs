@@ -114,8 +114,9 @@ impl Draft {
         verdict: &'static str,
     ) -> EventRow {
         let latency = self.started.elapsed();
-        let cost =
-            policy::pricing::cost_micros(&self.model, usage.input_tokens, usage.output_tokens);
+        let (cost, unpriced) = gw
+            .prices
+            .cost(&self.model, usage.input_tokens, usage.output_tokens);
         gw.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -172,6 +173,7 @@ impl Draft {
             streamed: self.streamed,
             demo: self.demo,
             pii_entities: (!self.pii_entities.is_empty()).then(|| self.pii_entities.join(",")),
+            unpriced,
         }
     }
 }
@@ -424,8 +426,9 @@ async fn enforce_limits(
         let limit_micros = (limit_usd * 1_000_000.0).round() as i64;
         // The most this request can cost: its prompt plus every output token
         // it may ask for.
-        let worst =
-            policy::pricing::cost_micros(&draft.model, draft.input_estimate, max_output_tokens);
+        let (worst, _) = gw
+            .prices
+            .cost(&draft.model, draft.input_estimate, max_output_tokens);
         let reserved = gw
             .budgets
             .reserve(&key.team_id, worst, limit_micros, store::now_ms())

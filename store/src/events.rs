@@ -35,7 +35,11 @@ pub struct EventRow {
     /// Served by the built-in demo provider.
     pub demo: bool,
     /// PII entity types found (comma-separated names, never values).
+    #[serde(default)]
     pub pii_entities: Option<String>,
+    /// The model had no catalog price: charged at a large model's price.
+    #[serde(default)]
+    pub unpriced: bool,
 }
 
 /// Filters of `GET /v1/events` (the team filter comes from the scope).
@@ -60,7 +64,7 @@ pub struct Totals {
 
 const COLUMNS: &str = "event_id, created_at, gateway_id, gateway_name, team_id, token_id, model, \
     provider_target, provider_kind, verdict, reason, policy, input_tokens, output_tokens, \
-    cost_micros, latency_ms, upstream_status, streamed, demo, pii_entities";
+    cost_micros, latency_ms, upstream_status, streamed, demo, pii_entities, unpriced";
 
 /// Appends a batch of events and folds them into the hourly rollup, in one
 /// transaction (so totals and events never disagree).
@@ -70,7 +74,7 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
     }
     let insert = format!(
         "insert into event ({COLUMNS}) values \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
          on conflict (event_id) do nothing"
     );
     let rollup = "insert into event_rollup_hour \
@@ -106,6 +110,7 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
                 .bind(e.streamed)
                 .bind(e.demo)
                 .bind(&e.pii_entities)
+                .bind(e.unpriced)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -12,6 +12,7 @@
 pub mod crypto;
 pub mod events;
 pub mod gateways;
+pub mod prices;
 mod scope;
 pub mod teams;
 #[cfg(any(test, feature = "testing"))]

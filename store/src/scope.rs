@@ -54,6 +54,12 @@ impl Scoped {
         &self.scope
     }
 
+    /// The unscoped database, for data that belongs to no tenant (the price
+    /// catalog). Tenant data must go through the scoped methods.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     pub async fn list_teams(&self) -> Result<Vec<Team>> {
         teams::list(&self.db, self.scope.team_filter()).await
     }

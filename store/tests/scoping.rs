@@ -29,6 +29,7 @@ fn event(id: &str, team: &str, at: i64, verdict: &str, cost: i64) -> EventRow {
         streamed: false,
         demo: false,
         pii_entities: None,
+        unpriced: false,
     }
 }
 

@@ -21,6 +21,11 @@ impl ApiCaller {
     pub fn is_org_admin(&self) -> bool {
         *self.scoped.scope() == Scope::Org
     }
+
+    /// The database for data that is not tenant data (the price catalog).
+    pub fn db(&self) -> &store::Db {
+        self.scoped.db()
+    }
 }
 
 impl FromRequestParts<AppState> for ApiCaller {

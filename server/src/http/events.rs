@@ -50,6 +50,8 @@ pub struct EventResponse {
     pub demo: bool,
     /// PII entity types a policy found (never the values).
     pub pii_entities: Vec<String>,
+    /// The model had no catalog price: charged at a large model's price.
+    pub unpriced: bool,
 }
 
 impl From<EventRow> for EventResponse {
@@ -82,6 +84,7 @@ impl From<EventRow> for EventResponse {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            unpriced: e.unpriced,
         }
     }
 }

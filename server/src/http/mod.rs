@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod gateways;
 pub mod json;
+pub mod prices;
 pub mod teams;
 pub mod tokens;
 
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(tokens::router())
         .merge(events::router())
         .merge(gateways::router())
+        .merge(prices::router())
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such API endpoint; see SPEC §6 for the /v1 paths".to_owned(),

@@ -512,6 +512,11 @@ impl Api {
         Reply::read(rb.send().await.unwrap()).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        let rb = self.auth(self.http.put(format!("{}{path}", self.base)).json(body));
+        Reply::read(rb.send().await.unwrap()).await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         let rb = self.auth(self.http.delete(format!("{}{path}", self.base)));
         Reply::read(rb.send().await.unwrap()).await

@@ -44,7 +44,7 @@ impl Prices {
                 output: p.output_usd_per_mtok,
             })
             .collect();
-        table.sort_by(|a, b| b.model.len().cmp(&a.model.len()));
+        table.sort_by_key(|p| std::cmp::Reverse(p.model.len()));
         if let Ok(mut t) = self.table.write() {
             *t = table;
         }

@@ -114,9 +114,7 @@ impl Draft {
         verdict: &'static str,
     ) -> EventRow {
         let latency = self.started.elapsed();
-        let (cost, unpriced) = gw
-            .prices
-            .cost(&self.model, usage.input_tokens, usage.output_tokens);
+        let (cost, unpriced) = gw.prices.cost(&self.model, usage);
         gw.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -426,9 +424,12 @@ async fn enforce_limits(
         let limit_micros = (limit_usd * 1_000_000.0).round() as i64;
         // The most this request can cost: its prompt plus every output token
         // it may ask for.
-        let (worst, _) = gw
-            .prices
-            .cost(&draft.model, draft.input_estimate, max_output_tokens);
+        let worst_usage = Usage {
+            input_tokens: draft.input_estimate,
+            output_tokens: max_output_tokens,
+            cached_input_tokens: 0,
+        };
+        let (worst, _) = gw.prices.cost(&draft.model, worst_usage);
         let reserved = gw
             .budgets
             .reserve(&key.team_id, worst, limit_micros, store::now_ms())

@@ -10,24 +10,48 @@ const MAX_LINE: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Every input token, cached ones included.
     pub input_tokens: i64,
     pub output_tokens: i64,
+    /// The part of `input_tokens` read from the provider's prompt cache
+    /// (priced at the cached-input price).
+    pub cached_input_tokens: i64,
 }
 
-/// Reads usage from an answer or stream event: OpenAI's `usage.prompt_tokens`
-/// / `usage.completion_tokens`, or Anthropic's `usage.input_tokens` /
-/// `usage.output_tokens` (also under `message`, as in `message_start`).
-/// A count the object does not carry is `None`.
-fn partial_from_json(value: &Value) -> Option<(Option<i64>, Option<i64>)> {
+/// The counts one answer or stream event carries (`None`: not in it).
+struct Partial {
+    input: Option<i64>,
+    output: Option<i64>,
+    cached: Option<i64>,
+}
+
+/// Reads usage from an answer or stream event. OpenAI: `prompt_tokens`
+/// (cached ones included, `prompt_tokens_details.cached_tokens`) and
+/// `completion_tokens`. Anthropic: `input_tokens` plus the cache's
+/// `cache_read_input_tokens` and `cache_creation_input_tokens`, and
+/// `output_tokens` (also under `message`, as in `message_start`).
+fn partial_from_json(value: &Value) -> Option<Partial> {
     let usage = value
         .get("usage")
         .or_else(|| value.get("message")?.get("usage"))
         .filter(|u| u.is_object())?;
-    let field = |names: &[&str]| names.iter().find_map(|n| usage.get(*n)?.as_i64());
-    Some((
-        field(&["prompt_tokens", "input_tokens"]),
-        field(&["completion_tokens", "output_tokens"]),
-    ))
+    let int = |name: &str| usage.get(name).and_then(Value::as_i64);
+    if let Some(prompt) = int("prompt_tokens") {
+        return Some(Partial {
+            input: Some(prompt),
+            output: int("completion_tokens"),
+            cached: usage
+                .pointer("/prompt_tokens_details/cached_tokens")
+                .and_then(Value::as_i64),
+        });
+    }
+    let cache_read = int("cache_read_input_tokens");
+    Some(Partial {
+        input: int("input_tokens")
+            .map(|n| n + cache_read.unwrap_or(0) + int("cache_creation_input_tokens").unwrap_or(0)),
+        output: int("output_tokens").or_else(|| int("completion_tokens")),
+        cached: cache_read,
+    })
 }
 
 /// Rough characters per token, for estimates only.
@@ -53,10 +77,11 @@ fn answer_text_len(value: &Value) -> usize {
 
 /// Usage of a complete (non-streamed) answer in either format.
 pub fn from_json(value: &Value) -> Option<Usage> {
-    let (input, output) = partial_from_json(value)?;
+    let p = partial_from_json(value)?;
     Some(Usage {
-        input_tokens: input.unwrap_or(0),
-        output_tokens: output.unwrap_or(0),
+        input_tokens: p.input.unwrap_or(0),
+        output_tokens: p.output.unwrap_or(0),
+        cached_input_tokens: p.cached.unwrap_or(0),
     })
 }
 
@@ -121,10 +146,18 @@ impl SseUsage {
             return;
         };
         self.text_chars += answer_text_len(&value);
-        if let Some((input, output)) = partial_from_json(&value) {
+        if let Some(Partial {
+            input,
+            output,
+            cached,
+        }) = partial_from_json(&value)
+        {
             let usage = self.usage.get_or_insert_with(Usage::default);
             if let Some(n) = input {
                 usage.input_tokens = n;
+            }
+            if let Some(n) = cached {
+                usage.cached_input_tokens = n;
             }
             if let Some(n) = output {
                 usage.output_tokens = n;
@@ -149,6 +182,7 @@ impl SseUsage {
             return (reported, false);
         }
         let usage = Usage {
+            cached_input_tokens: reported.cached_input_tokens,
             input_tokens: if reported.input_tokens > 0 {
                 reported.input_tokens
             } else {
@@ -182,7 +216,8 @@ mod tests {
                 sse.usage(),
                 Some(Usage {
                     input_tokens: 12,
-                    output_tokens: 34
+                    output_tokens: 34,
+                    cached_input_tokens: 0,
                 }),
                 "chunk size {size}"
             );
@@ -203,7 +238,8 @@ mod tests {
             sse.usage(),
             Some(Usage {
                 input_tokens: 25,
-                output_tokens: 15
+                output_tokens: 15,
+                cached_input_tokens: 0,
             })
         );
     }
@@ -218,7 +254,8 @@ mod tests {
             (
                 Usage {
                     input_tokens: 40,
-                    output_tokens: 3
+                    output_tokens: 3,
+                    cached_input_tokens: 0,
                 },
                 true
             )
@@ -231,7 +268,8 @@ mod tests {
             (
                 Usage {
                     input_tokens: 50,
-                    output_tokens: 9
+                    output_tokens: 9,
+                    cached_input_tokens: 0,
                 },
                 false
             )
@@ -246,10 +284,35 @@ mod tests {
             (
                 Usage {
                     input_tokens: 25,
-                    output_tokens: 2
+                    output_tokens: 2,
+                    cached_input_tokens: 0,
                 },
                 true
             )
+        );
+    }
+
+    #[test]
+    fn cached_input_tokens_in_both_formats() {
+        let openai = serde_json::json!({"usage": {"prompt_tokens": 100, "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 60}}});
+        assert_eq!(
+            from_json(&openai),
+            Some(Usage {
+                input_tokens: 100,
+                output_tokens: 5,
+                cached_input_tokens: 60
+            })
+        );
+        let anthropic = serde_json::json!({"usage": {"input_tokens": 10, "output_tokens": 5,
+            "cache_read_input_tokens": 80, "cache_creation_input_tokens": 20}});
+        assert_eq!(
+            from_json(&anthropic),
+            Some(Usage {
+                input_tokens: 110,
+                output_tokens: 5,
+                cached_input_tokens: 80
+            })
         );
     }
 
@@ -269,14 +332,16 @@ mod tests {
             from_json(&openai),
             Some(Usage {
                 input_tokens: 1,
-                output_tokens: 2
+                output_tokens: 2,
+                cached_input_tokens: 0,
             })
         );
         assert_eq!(
             from_json(&anthropic),
             Some(Usage {
                 input_tokens: 3,
-                output_tokens: 4
+                output_tokens: 4,
+                cached_input_tokens: 0,
             })
         );
     }

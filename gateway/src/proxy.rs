@@ -45,7 +45,7 @@ impl ApiFormat {
 }
 
 /// The fields of a request's event known before the answer.
-#[derive(Clone)]
+// Not Clone: it may hold a budget reservation, which must be settled once.
 struct Draft {
     started: Instant,
     format: ApiFormat,

@@ -27,7 +27,7 @@ impl Stack {
     /// Starts a gateway named `name` (its config file's stem) on the given
     /// policies, with the stand-in as the `openai` target.
     async fn gateway(&self, name: &str, policies: &[String]) -> KtProcess {
-        let config = config(&self.standin, policies);
+        let config = policies_config(&self.standin, policies);
         let path = self.install.write_config(name, &config);
         self.install.gateway(&path, &[]).await
     }
@@ -88,24 +88,6 @@ impl Stack {
             }
         }
     }
-}
-
-/// A policy config: `policies` (snippets from the helpers below) and the
-/// stand-in as the only target, `openai`.
-fn config(standin: &StandIn, policies: &[String]) -> String {
-    let base = &standin.base_url;
-    format!(
-        "policies:
-{}providers:
-  targets:
-    - id: openai
-      provider:
-        base_url: {base}
-        secret_key_ref:
-          env: {UPSTREAM_KEY_VAR}
-",
-        policies.concat()
-    )
 }
 
 fn pii(name: &str, action: &str) -> String {

@@ -1276,23 +1276,33 @@ impl Stack {
     }
 }
 
-/// A policy config with a model allowlist and the stand-in as `openai`.
-pub fn allowlist_config(standin: &StandIn, allowed: &str) -> String {
+/// A policy config: `policies` (YAML list items) and the stand-in as the
+/// only target, `openai`.
+pub fn policies_config(standin: &StandIn, policies: &[String]) -> String {
+    let base = &standin.base_url;
     format!(
         "policies:
-  - name: model-allowlist
-    type: model_filter
-    allowed_models: [{allowed}]
-providers:
+{}providers:
   targets:
     - id: openai
       provider:
-        base_url: {}
+        base_url: {base}
         secret_key_ref:
           env: {UPSTREAM_KEY_VAR}
 ",
-        standin.base_url
+        policies.concat()
     )
+}
+
+/// A policy config with a model allowlist and the stand-in as `openai`.
+pub fn allowlist_config(standin: &StandIn, allowed: &str) -> String {
+    let allowlist = format!(
+        "  - name: model-allowlist
+    type: model_filter
+    allowed_models: [{allowed}]
+"
+    );
+    policies_config(standin, &[allowlist])
 }
 
 /// A gateway's `/health` document.

@@ -57,13 +57,14 @@ pub async fn check(gw: &Gateway, path: &std::path::Path) {
     }
     match policy::parse(&src) {
         Ok(config) => {
-            gw.swap_runtime(Runtime::new(config, hash.clone()));
-            gw.set_reload_error(None);
-            tracing::info!(config_hash = %hash, "policy config reloaded");
+            // Report first, so the fleet view never lags the running config.
             if let Err(err) = store::gateways::set_config_hash(gw.db(), &gw.gateway_id, &hash).await
             {
                 tracing::warn!(error = %err, "reporting the new config hash failed");
             }
+            gw.swap_runtime(Runtime::new(config, hash.clone()));
+            gw.set_reload_error(None);
+            tracing::info!(config_hash = %hash, "policy config reloaded");
         }
         Err(diags) => {
             let text = policy::render_diagnostics(&path.display().to_string(), &diags);

@@ -1,6 +1,8 @@
 //! Request events (one per gateway request, allowed or not) and the hourly
 //! rollup the console reads its totals from.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Db, Result, with_pool};
@@ -66,6 +68,19 @@ const COLUMNS: &str = "event_id, created_at, gateway_id, gateway_name, team_id, 
     provider_target, provider_kind, verdict, reason, policy, input_tokens, output_tokens, \
     cost_micros, latency_ms, upstream_status, streamed, demo, pii_entities, unpriced";
 
+/// A rollup row: (hour, team, gateway, model, verdict).
+type RollupKey<'a> = (i64, &'a str, &'a str, &'a str, &'a str);
+
+/// What a batch adds to one rollup row.
+#[derive(Debug, Default)]
+struct RollupSum {
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_micros: i64,
+    latency_ms: i64,
+}
+
 /// Appends a batch of events and folds them into the hourly rollup, in one
 /// transaction (so totals and events never disagree).
 pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
@@ -79,15 +94,18 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
     );
     let rollup = "insert into event_rollup_hour \
         (bucket_start, team_id, gateway_id, model, verdict, requests, input_tokens, output_tokens, cost_micros, latency_ms_sum) \
-        values ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9) \
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
         on conflict (bucket_start, team_id, gateway_id, model, verdict) do update set \
-        requests = event_rollup_hour.requests + 1, \
+        requests = event_rollup_hour.requests + excluded.requests, \
         input_tokens = event_rollup_hour.input_tokens + excluded.input_tokens, \
         output_tokens = event_rollup_hour.output_tokens + excluded.output_tokens, \
         cost_micros = event_rollup_hour.cost_micros + excluded.cost_micros, \
         latency_ms_sum = event_rollup_hour.latency_ms_sum + excluded.latency_ms_sum";
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
+        // Rollup increments summed per row for the whole batch: one upsert
+        // per (hour, team, gateway, model, verdict), not one per event.
+        let mut sums: HashMap<RollupKey<'_>, RollupSum> = HashMap::new();
         for e in events {
             let inserted = sqlx::query(&insert)
                 .bind(&e.event_id)
@@ -118,16 +136,32 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
             if inserted == 0 {
                 continue;
             }
+            let key = (
+                e.created_at - e.created_at.rem_euclid(HOUR_MS),
+                e.team_id.as_deref().unwrap_or(""),
+                e.gateway_id.as_str(),
+                e.model.as_str(),
+                e.verdict.as_str(),
+            );
+            let sum = sums.entry(key).or_default();
+            sum.requests += 1;
+            sum.input_tokens += e.input_tokens;
+            sum.output_tokens += e.output_tokens;
+            sum.cost_micros += e.cost_micros;
+            sum.latency_ms += e.latency_ms;
+        }
+        for ((bucket, team, gateway, model, verdict), sum) in &sums {
             sqlx::query(rollup)
-                .bind(e.created_at - e.created_at.rem_euclid(HOUR_MS))
-                .bind(e.team_id.as_deref().unwrap_or(""))
-                .bind(&e.gateway_id)
-                .bind(&e.model)
-                .bind(&e.verdict)
-                .bind(e.input_tokens)
-                .bind(e.output_tokens)
-                .bind(e.cost_micros)
-                .bind(e.latency_ms)
+                .bind(bucket)
+                .bind(team)
+                .bind(gateway)
+                .bind(model)
+                .bind(verdict)
+                .bind(sum.requests)
+                .bind(sum.input_tokens)
+                .bind(sum.output_tokens)
+                .bind(sum.cost_micros)
+                .bind(sum.latency_ms)
                 .execute(&mut *tx)
                 .await?;
         }

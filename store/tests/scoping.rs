@@ -206,6 +206,22 @@ async fn tokens_authenticate_until_revoked_and_batches_are_idempotent() {
             "{}",
             tdb.name()
         );
+        // Several events of one rollup row in one batch are all counted.
+        let same_row = [
+            event("x2", &team.team_id, now, "allow", 10),
+            event("x3", &team.team_id, now, "allow", 20),
+            event("x1", &team.team_id, now, "allow", 100),
+        ];
+        store::events::insert_batch(&tdb.db, &same_row)
+            .await
+            .unwrap();
+        let totals = org.totals(now).await.unwrap();
+        assert_eq!(
+            (totals.requests, totals.cost_micros),
+            (3, 130),
+            "{}",
+            tdb.name()
+        );
         assert!(tdb.db.is_ready().await);
         tdb.cleanup().await;
     }

@@ -99,7 +99,6 @@ pub struct SseUsage {
     /// Whether the provider reported the output count (OpenAI's final chunk,
     /// Anthropic's `message_delta`).
     output_reported: bool,
-    pub saw_done: bool,
 }
 
 impl SseUsage {
@@ -136,7 +135,6 @@ impl SseUsage {
         };
         let data = data.trim_ascii();
         if data == b"[DONE]" {
-            self.saw_done = true;
             return;
         }
         // OpenAI sends usage once, in the final chunk; Anthropic sends the
@@ -221,7 +219,6 @@ mod tests {
                 }),
                 "chunk size {size}"
             );
-            assert!(sse.saw_done);
         }
     }
 
@@ -321,7 +318,6 @@ mod tests {
         let mut sse = SseUsage::default();
         sse.feed(b"data: {\"usage\":null}\n\n");
         assert_eq!(sse.usage(), None);
-        assert!(!sse.saw_done);
     }
 
     #[test]

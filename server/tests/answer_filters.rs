@@ -20,52 +20,7 @@ use store::testing::TestDatabase;
 // ---------------------------------------------------------------------------
 // Harness
 
-/// A team's gateway key.
-struct TeamKey {
-    key: String,
-}
-
 impl Stack {
-    /// Starts a gateway named `name` (its config file's stem) on the given
-    /// policies, with the stand-in as the `openai` target.
-    async fn gateway(&self, name: &str, policies: &[String]) -> KtProcess {
-        let config = policies_config(&self.standin, policies);
-        let path = self.install.write_config(name, &config);
-        self.install.gateway(&path, &[]).await
-    }
-
-    async fn team_with_key(&self, name: &str, slug: &str) -> TeamKey {
-        let team = self.admin.create_team(name, slug).await;
-        let team_id = team["id"].as_str().unwrap().to_owned();
-        let key = self
-            .admin
-            .create_token(&format!("{slug}-app"), "gateway", Some(&team_id))
-            .await;
-        TeamKey {
-            key: key["token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// Waits until the gateway `name` has recorded `n` events and returns
-    /// them, newest first; fails if there are more than `n`.
-    async fn gateway_events(&self, name: &str, n: usize) -> Vec<Value> {
-        let query = format!("gateway_id={name}&limit=1000");
-        let events = self
-            .admin
-            .wait_for_events(&query, &format!("{n} event(s) of gateway `{name}`"), |e| {
-                e.len() >= n
-            })
-            .await;
-        assert_eq!(
-            events.len(),
-            n,
-            "[{}] gateway `{name}`: {n} request(s) must give exactly {n} event(s):\n{}",
-            self.backend,
-            pretty(&events)
-        );
-        events
-    }
-
     /// Asserts that no event, neither process's logs, and no request the
     /// stand-in received contain `values`.
     async fn assert_values_never_stored(&self, gw: &KtProcess, values: &[&str]) {
@@ -111,10 +66,6 @@ fn pii(name: &str, action: &str, restore: Option<bool>, scan_responses: Option<b
     }
     p.push_str("    enabled: true\n");
     p
-}
-
-fn pretty(v: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(v).unwrap()
 }
 
 /// `POST {gateway}/v1/chat/completions` with `"stream": true` (and
@@ -245,7 +196,7 @@ async fn restore(db: &TestDatabase) {
     let b = s.backend;
     let eng = s.team_with_key("Engineering", "eng").await;
     let gw = s
-        .gateway(
+        .policy_gateway(
             "pii-restore",
             &[pii("pii-restore", "redact", Some(true), None)],
         )
@@ -418,7 +369,7 @@ async fn scan_responses(db: &TestDatabase) {
     for action in ["redact", "block"] {
         let name = format!("scan-{action}");
         let gw = s
-            .gateway(&name, &[pii(&name, action, None, Some(true))])
+            .policy_gateway(&name, &[pii(&name, action, None, Some(true))])
             .await;
         let mut requests = 0;
 
@@ -558,7 +509,7 @@ async fn restore_and_scan(db: &TestDatabase) {
     let b = s.backend;
     let eng = s.team_with_key("Engineering", "eng").await;
     let gw = s
-        .gateway(
+        .policy_gateway(
             "restore-scan",
             &[pii("restore-scan", "redact", Some(true), Some(true))],
         )
@@ -646,7 +597,7 @@ async fn no_scan(db: &TestDatabase) {
             pii("no-scan-restore", "redact", Some(true), None),
         ),
     ] {
-        let gw = s.gateway(name, &[policy]).await;
+        let gw = s.policy_gateway(name, &[policy]).await;
         s.standin.set_answering(Answering::fixed(LEAKY_PIECES));
         let r = chat(&gw.url, Some(&eng.key), &clean).await;
         let what = format!("[{b}] {name}, non-streamed");

@@ -61,7 +61,7 @@ async fn end_outage(outage: Outage) {
 async fn a_database_outage_and_a_kill_9_lose_no_event() {
     for db in store::testing::backends().await {
         let s = start_stack(&db).await;
-        let key = s.new_team_key("Eng", "eng").await;
+        let key = s.team_with_key("Eng", "eng").await.key;
         let path = s
             .install
             .write_config("team-eng", &allowlist_config(&s.standin, "gpt-4o"));

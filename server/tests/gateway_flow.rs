@@ -62,22 +62,6 @@ impl Stack {
         let path = self.install.write_config(stem, config);
         self.install.gateway(&path, extra).await
     }
-
-    /// A team and a gateway key of it: (team id, key id, key secret).
-    async fn team_with_key(&self, name: &str, slug: &str) -> (String, String, String) {
-        let team = self.admin.create_team(name, slug).await;
-        let team_id = team["id"].as_str().unwrap().to_owned();
-        let key = self
-            .admin
-            .create_token(&format!("{slug}-app"), "gateway", Some(&team_id))
-            .await;
-        assert_eq!(key["team_id"], team_id.as_str(), "gateway key: {key}");
-        (
-            team_id,
-            key["id"].as_str().unwrap().to_owned(),
-            key["token"].as_str().unwrap().to_owned(),
-        )
-    }
 }
 
 fn event_of<'a>(events: &'a [Value], what: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
@@ -153,7 +137,12 @@ async fn requests_are_relayed_and_metered() {
 
 async fn relayed_and_metered(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (team_id, key_id, key) = s.team_with_key("Engineering", "eng").await;
+    let TeamKey {
+        team_id,
+        key_id,
+        key,
+        ..
+    } = s.team_with_key("Engineering", "eng").await;
     // No --name: the gateway is named after the config file's stem.
     let gw = s.gateway("team-eng", &[]).await;
 
@@ -386,7 +375,12 @@ async fn refusals_and_failures_answer_the_right_status_and_are_recorded() {
 
 async fn refusals(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (team_id, key_id, key) = s.team_with_key("Engineering", "eng").await;
+    let TeamKey {
+        team_id,
+        key_id,
+        key,
+        ..
+    } = s.team_with_key("Engineering", "eng").await;
     let gw = s.gateway("team-eng", &[]).await;
     let team_q = format!("team_id={team_id}&limit=100");
 
@@ -542,7 +536,12 @@ async fn revoked_keys_stop_working_and_new_keys_start_working() {
 
 async fn key_lifecycle(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (team_id, key_id, key) = s.team_with_key("Engineering", "eng").await;
+    let TeamKey {
+        team_id,
+        key_id,
+        key,
+        ..
+    } = s.team_with_key("Engineering", "eng").await;
     let gw = s.gateway("team-eng", &[]).await;
     let body = chat_body("gpt-4o", "hi");
 
@@ -616,8 +615,16 @@ async fn events_api_filters() {
 
 async fn event_filters(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (eng_id, _, eng_key) = s.team_with_key("Engineering", "eng").await;
-    let (data_id, _, data_key) = s.team_with_key("Data", "data").await;
+    let TeamKey {
+        team_id: eng_id,
+        key: eng_key,
+        ..
+    } = s.team_with_key("Engineering", "eng").await;
+    let TeamKey {
+        team_id: data_id,
+        key: data_key,
+        ..
+    } = s.team_with_key("Data", "data").await;
     let gw1 = s.gateway("team-eng", &[]).await;
     let gw2 = s.gateway("shared", &["--name", "second-gw"]).await;
 
@@ -790,8 +797,18 @@ async fn team_scoped_tokens_see_only_their_team() {
 
 async fn tenant_isolation(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (eng_id, eng_key_id, eng_key) = s.team_with_key("Engineering", "eng").await;
-    let (data_id, data_key_id, data_key) = s.team_with_key("Data", "data").await;
+    let TeamKey {
+        team_id: eng_id,
+        key_id: eng_key_id,
+        key: eng_key,
+        ..
+    } = s.team_with_key("Engineering", "eng").await;
+    let TeamKey {
+        team_id: data_id,
+        key_id: data_key_id,
+        key: data_key,
+        ..
+    } = s.team_with_key("Data", "data").await;
     let data_token = s
         .admin
         .create_token("data-lead", "access", Some(&data_id))
@@ -923,8 +940,8 @@ async fn team_restricted_gateway_refuses_other_teams() {
 
 async fn team_restriction(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (_, _, eng_key) = s.team_with_key("Engineering", "eng").await;
-    let (_, _, data_key) = s.team_with_key("Data", "data").await;
+    let TeamKey { key: eng_key, .. } = s.team_with_key("Engineering", "eng").await;
+    let TeamKey { key: data_key, .. } = s.team_with_key("Data", "data").await;
     let gw = s
         .gateway("team-eng", &["--team", "eng", "--name", "eng-only"])
         .await;
@@ -988,7 +1005,7 @@ async fn rate_limit_answers_429_with_retry_after() {
 
 async fn rate_limit(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (team_id, _, key) = s.team_with_key("Engineering", "eng").await;
+    let TeamKey { team_id, key, .. } = s.team_with_key("Engineering", "eng").await;
     let gw = s
         .gateway_with("team-eng", &config(&s.standin, 2), &[])
         .await;
@@ -1175,7 +1192,7 @@ async fn concurrent_and_interrupted_requests_are_all_metered() {
 
 async fn concurrent_and_interrupted(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (team_id, _, key) = s.team_with_key("Engineering", "eng").await;
+    let TeamKey { team_id, key, .. } = s.team_with_key("Engineering", "eng").await;
     let gw = s.gateway("team-eng", &[]).await;
     let team_q = format!("team_id={team_id}&limit=1000");
 
@@ -1294,7 +1311,7 @@ async fn gateway_shutdown_finishes_streams_and_writes_every_event() {
 
 async fn graceful_shutdown(db: &TestDatabase) {
     let s = start_stack(db).await;
-    let (team_id, _, key) = s.team_with_key("Engineering", "eng").await;
+    let TeamKey { team_id, key, .. } = s.team_with_key("Engineering", "eng").await;
     let mut gw = s.gateway("team-eng", &[]).await;
 
     // A stream in flight when the gateway is told to stop.

@@ -28,7 +28,7 @@ async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
 async fn config_edits_apply_without_restart_and_bad_edits_are_refused() {
     for db in store::testing::backends().await {
         let s = start_stack(&db).await;
-        let key = s.new_team_key("Eng", "eng").await;
+        let key = s.team_with_key("Eng", "eng").await.key;
         let path = s
             .install
             .write_config("team-eng", &allowlist_config(&s.standin, "gpt-4o"));

@@ -17,54 +17,7 @@ use store::testing::TestDatabase;
 // Harness: a stack (kt serve, an org-admin token, the stand-in) and policy
 // configs built from small snippets.
 
-/// A team's gateway key.
-struct TeamKey {
-    team_id: String,
-    key: String,
-}
-
 impl Stack {
-    /// Starts a gateway named `name` (its config file's stem) on the given
-    /// policies, with the stand-in as the `openai` target.
-    async fn gateway(&self, name: &str, policies: &[String]) -> KtProcess {
-        let config = policies_config(&self.standin, policies);
-        let path = self.install.write_config(name, &config);
-        self.install.gateway(&path, &[]).await
-    }
-
-    async fn team_with_key(&self, name: &str, slug: &str) -> TeamKey {
-        let team = self.admin.create_team(name, slug).await;
-        let team_id = team["id"].as_str().unwrap().to_owned();
-        let key = self
-            .admin
-            .create_token(&format!("{slug}-app"), "gateway", Some(&team_id))
-            .await;
-        TeamKey {
-            team_id,
-            key: key["token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// Waits until the gateway `name` has recorded `n` events and returns
-    /// them, newest first; fails if there are more than `n`.
-    async fn gateway_events(&self, name: &str, n: usize) -> Vec<Value> {
-        let query = format!("gateway_id={name}&limit=1000");
-        let events = self
-            .admin
-            .wait_for_events(&query, &format!("{n} event(s) of gateway `{name}`"), |e| {
-                e.len() >= n
-            })
-            .await;
-        assert_eq!(
-            events.len(),
-            n,
-            "[{}] gateway `{name}`: {n} request(s) must give exactly {n} event(s):\n{}",
-            self.backend,
-            pretty(&events)
-        );
-        events
-    }
-
     /// The newest event of gateway `name` once it has `n` events.
     async fn newest_event(&self, name: &str, n: usize) -> Value {
         self.gateway_events(name, n).await.remove(0)
@@ -123,10 +76,6 @@ fn rate_limit(name: &str, rpm: u32, tpm: Option<u32>) -> String {
 
 // ---------------------------------------------------------------------------
 // Requests, answers and events
-
-fn pretty(v: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(v).unwrap()
-}
 
 /// A chat request with the given `messages`.
 fn chat_messages(model: &str, messages: Value) -> Value {
@@ -248,7 +197,7 @@ async fn pii_block(db: &TestDatabase) {
     let s = start_stack(db).await;
     let eng = s.team_with_key("Engineering", "eng").await;
     let gw = s
-        .gateway("pii-block", &[pii("pii-protection", "block")])
+        .policy_gateway("pii-block", &[pii("pii-protection", "block")])
         .await;
     let b = s.backend;
 
@@ -386,7 +335,7 @@ async fn pii_redact(db: &TestDatabase) {
     let s = start_stack(db).await;
     let eng = s.team_with_key("Engineering", "eng").await;
     let gw = s
-        .gateway("pii-redact", &[pii("pii-redaction", "redact")])
+        .policy_gateway("pii-redact", &[pii("pii-redaction", "redact")])
         .await;
     let b = s.backend;
 
@@ -528,7 +477,9 @@ async fn pii_warn_and_escalate(db: &TestDatabase) {
     let prompt = "Please forward the report to jane.doe@example.com today";
 
     // warn: forwarded unchanged, recorded as a warning.
-    let warn_gw = s.gateway("pii-warn", &[pii("pii-watch", "warn")]).await;
+    let warn_gw = s
+        .policy_gateway("pii-warn", &[pii("pii-watch", "warn")])
+        .await;
     let r = chat(&warn_gw.url, Some(&eng.key), &chat_body("gpt-4o", prompt)).await;
     assert_relayed(&r, &format!("[{b}] PII with action: warn"));
     let seen = s.standin.requests();
@@ -553,7 +504,7 @@ async fn pii_warn_and_escalate(db: &TestDatabase) {
 
     // escalate: held (409, escalation_required), never forwarded.
     let esc_gw = s
-        .gateway("pii-escalate", &[pii("pii-review", "escalate")])
+        .policy_gateway("pii-escalate", &[pii("pii-review", "escalate")])
         .await;
     let r = chat(&esc_gw.url, Some(&eng.key), &chat_body("gpt-4o", prompt)).await;
     assert_refused(
@@ -601,7 +552,7 @@ async fn enabled_and_order(db: &TestDatabase) {
 
     // A disabled block policy before a model filter that allows the model.
     let gw = s
-        .gateway(
+        .policy_gateway(
             "disabled",
             &[
                 pii_disabled("pii-off", "block"),
@@ -628,7 +579,7 @@ async fn enabled_and_order(db: &TestDatabase) {
 
     // warn, then block: the block wins and is named.
     let gw = s
-        .gateway(
+        .policy_gateway(
             "warn-then-block",
             &[pii("pii-warn", "warn"), pii("pii-block", "block")],
         )
@@ -646,7 +597,7 @@ async fn enabled_and_order(db: &TestDatabase) {
 
     // block, then block: the first one is reported.
     let gw = s
-        .gateway(
+        .policy_gateway(
             "block-then-block",
             &[pii("pii-first", "block"), pii("pii-second", "block")],
         )
@@ -687,7 +638,7 @@ async fn model_filters(db: &TestDatabase) {
 
     // allowed_models: ["gpt-4o*"]
     let gw = s
-        .gateway("glob", &[model_filter("models", r#"["gpt-4o*"]"#, None)])
+        .policy_gateway("glob", &[model_filter("models", r#"["gpt-4o*"]"#, None)])
         .await;
     for model in ["gpt-4o-mini", "gpt-4o"] {
         let r = chat(&gw.url, Some(&eng.key), &chat_body(model, "hi")).await;
@@ -720,7 +671,7 @@ async fn model_filters(db: &TestDatabase) {
 
     // denied_models: [gpt-4o-mini] wins over the glob.
     let gw = s
-        .gateway(
+        .policy_gateway(
             "glob-deny",
             &[model_filter(
                 "models-no-mini",
@@ -824,7 +775,7 @@ async fn cost_block(db: &TestDatabase) {
     let eng = s.team_with_key("Engineering", "eng").await;
     let b = s.backend;
     let gw = s
-        .gateway("cost-block", &[cost_limit("cost-cap", "0.01", "block")])
+        .policy_gateway("cost-block", &[cost_limit("cost-cap", "0.01", "block")])
         .await;
 
     let (ok, r) = spend_until_refused(&s, &gw, &eng.key).await;
@@ -895,12 +846,12 @@ async fn cost_concurrency(db: &TestDatabase) {
     // floor(0.05 / 0.008755) = 5 requests can ever be admitted, however many
     // arrive at once.
     let gw = s
-        .gateway("cost-race", &[cost_limit("cost-cap", "0.05", "block")])
+        .policy_gateway("cost-race", &[cost_limit("cost-cap", "0.05", "block")])
         .await;
     // Uncapped, a request may cost ≈$0.041 (4096 output tokens): refused up
     // front under a $0.01 cap even with nothing spent.
     let small = s
-        .gateway("cost-small", &[cost_limit("cost-cap", "0.01", "block")])
+        .policy_gateway("cost-small", &[cost_limit("cost-cap", "0.01", "block")])
         .await;
     let r = chat(&small.url, Some(&eng.key), &chat_body("gpt-4o", "hi")).await;
     assert_refused(
@@ -954,7 +905,7 @@ async fn cost_warn(db: &TestDatabase) {
     let eng = s.team_with_key("Engineering", "eng").await;
     let b = s.backend;
     let gw = s
-        .gateway("cost-warn", &[cost_limit("cost-watch", "0.01", "warn")])
+        .policy_gateway("cost-warn", &[cost_limit("cost-watch", "0.01", "warn")])
         .await;
 
     // Keep spending past the cap until a warning shows up (6 s at most after
@@ -1025,7 +976,9 @@ async fn requests_per_minute(db: &TestDatabase) {
     let s = start_stack(db).await;
     let eng = s.team_with_key("Engineering", "eng").await;
     let b = s.backend;
-    let gw = s.gateway("rpm", &[rate_limit("rpm-2", 2, None)]).await;
+    let gw = s
+        .policy_gateway("rpm", &[rate_limit("rpm-2", 2, None)])
+        .await;
 
     for i in 1..=2 {
         let r = chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o", "hi")).await;
@@ -1063,7 +1016,7 @@ async fn tokens_per_minute(db: &TestDatabase) {
     let eng = s.team_with_key("Engineering", "eng").await;
     let b = s.backend;
     let gw = s
-        .gateway("tpm", &[rate_limit("tpm-1000", 1000, Some(1000))])
+        .policy_gateway("tpm", &[rate_limit("tpm-1000", 1000, Some(1000))])
         .await;
 
     let r = chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o", "hi")).await;
@@ -1107,7 +1060,7 @@ async fn per_team(db: &TestDatabase) {
 
     // Budget: A spends its cap; B's first request on the same gateway passes.
     let gw = s
-        .gateway("shared-cost", &[cost_limit("cost-cap", "0.01", "block")])
+        .policy_gateway("shared-cost", &[cost_limit("cost-cap", "0.01", "block")])
         .await;
     let (ok, r) = spend_until_refused(&s, &gw, &a.key).await;
     assert_refused(
@@ -1126,7 +1079,7 @@ async fn per_team(db: &TestDatabase) {
 
     // Rate: A hits its limit; B still gets its own two requests.
     let gw = s
-        .gateway("shared-rpm", &[rate_limit("rpm-2", 2, None)])
+        .policy_gateway("shared-rpm", &[rate_limit("rpm-2", 2, None)])
         .await;
     for i in 1..=2 {
         let r = chat(&gw.url, Some(&a.key), &chat_body("gpt-4o", "hi")).await;

@@ -1263,17 +1263,62 @@ pub async fn start_stack(db: &store::testing::TestDatabase) -> Stack {
     }
 }
 
+/// A team and a gateway key of it.
+pub struct TeamKey {
+    pub team_id: String,
+    pub key_id: String,
+    /// The key's secret (`kt_gk_…`).
+    pub key: String,
+}
+
 impl Stack {
-    /// Creates a team and returns a new gateway key of it.
-    pub async fn new_team_key(&self, name: &str, slug: &str) -> String {
+    /// Creates a team and a gateway key of it.
+    pub async fn team_with_key(&self, name: &str, slug: &str) -> TeamKey {
         let team = self.admin.create_team(name, slug).await;
-        self.admin
-            .create_token(&format!("{slug}-app"), "gateway", team["id"].as_str())
-            .await["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let team_id = team["id"].as_str().unwrap().to_owned();
+        let key = self
+            .admin
+            .create_token(&format!("{slug}-app"), "gateway", Some(&team_id))
+            .await;
+        assert_eq!(key["team_id"], team_id.as_str(), "gateway key: {key}");
+        TeamKey {
+            team_id,
+            key_id: key["id"].as_str().unwrap().to_owned(),
+            key: key["token"].as_str().unwrap().to_owned(),
+        }
     }
+
+    /// Starts a gateway named `name` (its config file's stem) on the given
+    /// policies, with the stand-in as the `openai` target.
+    pub async fn policy_gateway(&self, name: &str, policies: &[String]) -> KtProcess {
+        let config = policies_config(&self.standin, policies);
+        let path = self.install.write_config(name, &config);
+        self.install.gateway(&path, &[]).await
+    }
+
+    /// Waits until the gateway `name` has recorded `n` events and returns
+    /// them, newest first; fails if there are more than `n`.
+    pub async fn gateway_events(&self, name: &str, n: usize) -> Vec<Value> {
+        let query = format!("gateway_id={name}&limit=1000");
+        let events = self
+            .admin
+            .wait_for_events(&query, &format!("{n} event(s) of gateway `{name}`"), |e| {
+                e.len() >= n
+            })
+            .await;
+        assert_eq!(
+            events.len(),
+            n,
+            "[{}] gateway `{name}`: {n} request(s) must give exactly {n} event(s):\n{}",
+            self.backend,
+            pretty(&events)
+        );
+        events
+    }
+}
+
+pub fn pretty(v: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(v).unwrap()
 }
 
 /// A policy config: `policies` (YAML list items) and the stand-in as the

@@ -18,6 +18,7 @@ pub mod reload;
 pub mod rewrite;
 pub mod runtime;
 pub mod spool;
+pub mod translate;
 pub mod usage;
 
 use std::collections::HashSet;
@@ -67,6 +68,8 @@ pub struct Settings {
     pub config_path: Option<std::path::PathBuf>,
     /// This gateway's event spool (a write-ahead log of events).
     pub spool_dir: std::path::PathBuf,
+    /// Redis for fleet-wide rate limits (`KT_REDIS_URL`); default: the database.
+    pub redis_url: Option<String>,
 }
 
 /// Shared state of a running gateway.
@@ -81,7 +84,7 @@ pub struct Gateway {
     pub http: reqwest::Client,
     pub spool: Spool,
     pub metrics: Metrics,
-    pub limiter: RateLimiter,
+    pub limiter: Arc<RateLimiter>,
     pub budgets: Arc<Budgets>,
     pub prices: Arc<Prices>,
     db: Db,
@@ -165,11 +168,18 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
             .await
             .context("loading the price catalog")?,
     );
-    let budgets = Arc::new(Budgets::new(db.clone()));
+    let shared_counter = match &settings.redis_url {
+        Some(url) => crate::limiter::SharedCounter::redis(url).await?,
+        None => crate::limiter::SharedCounter::Db(db.clone()),
+    };
+    let limiter = Arc::new(RateLimiter::new(shared_counter));
+    // Budget leases belong to this process (a restart starts afresh).
+    let budgets = Arc::new(Budgets::new(db.clone(), store::new_id()));
     let stored_budgets = budgets.clone();
     let (spool, spool_task) = Spool::start(
         db.clone(),
         settings.spool_dir,
+        Some(budgets.holder().to_owned()),
         Box::new(move |events| stored_budgets.stored(events)),
     )?;
     let gateway = Arc::new(Gateway {
@@ -183,7 +193,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         http,
         spool,
         metrics: Metrics::default(),
-        limiter: RateLimiter::default(),
+        limiter,
         budgets,
         prices,
         db,
@@ -209,6 +219,7 @@ impl Running {
             tokio::spawn(gw.keys.clone().refresh_forever()),
             tokio::spawn(heartbeat(gw.db.clone(), gw.gateway_id.clone())),
             tokio::spawn(gw.budgets.clone().refresh_forever()),
+            tokio::spawn(gw.limiter.clone().sync_forever()),
             tokio::spawn(gw.prices.clone().refresh_forever()),
         ];
         if let Some(path) = gw.config_path.clone() {
@@ -222,12 +233,16 @@ impl Running {
             task.abort();
         }
         // Dropping the last Spool lets the writer flush and finish.
+        let budgets = gw.budgets.clone();
         drop(gw);
         if tokio::time::timeout(Duration::from_secs(10), self.spool_task)
             .await
             .is_err()
         {
             tracing::error!("timed out writing the last events");
+        } else {
+            // Every event is stored: what the leases still hold is unused.
+            budgets.release().await;
         }
         served.context("serving HTTP")
     }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use store::events::EventRow;
 
 use crate::Gateway;
+use crate::budget::Cap;
 use crate::error::GatewayError;
 use crate::keys::{KeyInfo, Lookup};
 use crate::metrics::{RequestLabels, TokenLabels};
@@ -144,7 +145,7 @@ impl Draft {
             gw.limiter.record_tokens(
                 &key.team_id,
                 u64::try_from(tokens).unwrap_or(0),
-                Instant::now(),
+                store::now_ms(),
             );
         }
         let (target, kind) = self
@@ -394,19 +395,18 @@ async fn enforce_limits(
         draft.policy = Some(policy.to_owned());
         draft.reason = Some(reason.to_owned());
     };
-    let now = Instant::now();
+    let now_ms = store::now_ms();
     if let Some((rpm, tpm, policy, action)) = config.rate_limit() {
-        let limited = gw
-            .limiter
-            .admit(&key.team_id, rpm, now)
-            .map_err(|wait| (rpm, "requests", wait))
-            .and_then(|()| match tpm {
+        let limited = match gw.limiter.admit(&key.team_id, rpm, now_ms).await {
+            Err(wait) => Err((rpm, "requests", wait)),
+            Ok(()) => match tpm {
                 Some(tpm) => gw
                     .limiter
-                    .check_tokens(&key.team_id, tpm, now)
+                    .check_tokens(&key.team_id, tpm, now_ms)
                     .map_err(|wait| (tpm, "tokens", wait)),
                 None => Ok(()),
-            });
+            },
+        };
         if let Err((limit, unit, wait)) = limited {
             if action != policy::Action::Block {
                 warn(draft, policy, "rate_limited");
@@ -420,39 +420,65 @@ async fn enforce_limits(
             }
         }
     }
-    if let Some((limit_usd, policy, action)) = config.cost_limit() {
-        let limit_micros = (limit_usd * 1_000_000.0).round() as i64;
-        // The most this request can cost: its prompt plus every output token
-        // it may ask for.
-        let worst_usage = Usage {
-            input_tokens: draft.input_estimate,
-            output_tokens: max_output_tokens,
-            cached_input_tokens: 0,
-        };
-        let (worst, _) = gw.prices.cost(&draft.model, worst_usage);
-        let reserved = gw
+    // The most this request can cost: its prompt plus every output token it
+    // may ask for. Reserved against the monthly cap and the wallet.
+    let worst_usage = Usage {
+        input_tokens: draft.input_estimate,
+        output_tokens: max_output_tokens,
+        cached_input_tokens: 0,
+    };
+    let (worst, _) = gw.prices.cost(&draft.model, worst_usage);
+    let cost_limit = config.cost_limit();
+    let month_cap = cost_limit.map(|(usd, _, _)| (usd * 1_000_000.0).round() as i64);
+    let unavailable = |err: store::StoreError| {
+        tracing::error!(error = %err, "leasing budget failed; refusing the request");
+        GatewayError::Unavailable(
+            "the team's budget cannot be checked right now (database unavailable); retry shortly"
+                .to_owned(),
+        )
+    };
+    let mut reserved = gw
+        .budgets
+        .reserve(&key.team_id, worst, month_cap, now_ms)
+        .await
+        .map_err(unavailable)?;
+    if let (Err(exceeded), Some((_, policy, action))) = (&reserved, cost_limit)
+        && exceeded.cap == Cap::Monthly
+        && action != policy::Action::Block
+    {
+        // A `warn` cost limit records and lets the request through; the
+        // wallet (if any) still applies.
+        warn(draft, policy, "budget_exceeded");
+        reserved = gw
             .budgets
-            .reserve(&key.team_id, worst, limit_micros, store::now_ms())
+            .reserve(&key.team_id, worst, None, now_ms)
             .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "reading the team's spend failed; refusing the request");
-                GatewayError::Unavailable(
-                    "the team's budget cannot be checked right now (database unavailable); retry shortly".to_owned(),
-                )
-            })?;
-        match reserved {
-            Ok(reservation) => draft.reservation = Some(reservation),
-            Err(_) if action != policy::Action::Block => warn(draft, policy, "budget_exceeded"),
-            Err(exceeded) => {
-                return Err(GatewayError::BudgetExceeded {
-                    policy: policy.to_owned(),
-                    message: format!(
-                        "the team's monthly budget of ${limit_usd:.2} would be exceeded (policy `{policy}`; spent ${:.4} this month, and this request may cost up to ${:.4}); lower max_tokens, or wait for the 1st (UTC)",
-                        exceeded.spent_micros as f64 / 1_000_000.0,
-                        worst as f64 / 1_000_000.0,
-                    ),
-                });
-            }
+            .map_err(unavailable)?;
+    }
+    let usd = |micros: i64| micros as f64 / 1_000_000.0;
+    match reserved {
+        Ok(reservation) => draft.reservation = reservation,
+        Err(exceeded) if exceeded.cap == Cap::Wallet => {
+            return Err(GatewayError::BudgetExceeded {
+                policy: "wallet".to_owned(),
+                message: format!(
+                    "the team's wallet balance (${:.4}) does not cover this request, which may cost up to ${:.4}; lower max_tokens, or ask your platform team to allocate credit",
+                    usd(exceeded.wallet_balance_micros),
+                    usd(worst),
+                ),
+            });
+        }
+        Err(exceeded) => {
+            let (limit_usd, policy, _) =
+                cost_limit.unwrap_or((0.0, "cost-limit", policy::Action::Block));
+            return Err(GatewayError::BudgetExceeded {
+                policy: policy.to_owned(),
+                message: format!(
+                    "the team's monthly budget of ${limit_usd:.2} would be exceeded (policy `{policy}`; spent ${:.4} this month, and this request may cost up to ${:.4}); lower max_tokens, or wait for the 1st (UTC)",
+                    usd(exceeded.month_spent_micros),
+                    usd(worst),
+                ),
+            });
         }
     }
     Ok(())

@@ -99,6 +99,7 @@ impl Spool {
     pub fn start(
         db: Db,
         dir: PathBuf,
+        lease_holder: Option<String>,
         on_stored: OnStored,
     ) -> anyhow::Result<(Spool, tokio::task::JoinHandle<()>)> {
         std::fs::create_dir_all(&dir)
@@ -114,7 +115,14 @@ impl Spool {
             depth: AtomicU64::new(0),
         });
         let (wake, wakeups) = mpsc::channel(1);
-        let handle = tokio::spawn(writer(db, shared.clone(), wakeups, first, on_stored));
+        let handle = tokio::spawn(writer(
+            db,
+            shared.clone(),
+            wakeups,
+            first,
+            lease_holder,
+            on_stored,
+        ));
         Ok((Spool { shared, wake }, handle))
     }
 
@@ -202,6 +210,7 @@ async fn writer(
     shared: Arc<Shared>,
     mut wakeups: mpsc::Receiver<()>,
     first: u64,
+    lease_holder: Option<String>,
     on_stored: OnStored,
 ) {
     let mut cursor = Cursor {
@@ -219,7 +228,7 @@ async fn writer(
             }
         };
         if !events.is_empty() {
-            match store::events::insert_batch(&db, &events).await {
+            match store::events::insert_batch_for(&db, &events, lease_holder.as_deref()).await {
                 Ok(()) => {
                     on_stored(&events);
                     cursor.offset = offset;

@@ -169,6 +169,14 @@ pub struct Target {
     pub models: Vec<String>,
     /// `provider.secret_key_ref`: where the upstream API key comes from.
     pub secret_key_ref: Option<SecretKeyRef>,
+    /// `fallbacks` (a sibling of `provider`; empty when absent): ids of other targets in the
+    /// same file, in order. When this target's upstream answers with a 5xx status, times out
+    /// or cannot be reached, the gateway retries the same request on each listed target in
+    /// turn, but only before any byte of the answer has reached the caller. Each id names
+    /// another target of the file, at most once and never this target itself; cycles between
+    /// targets are allowed, since each target is tried at most once per request (see
+    /// [`PolicyConfig::route_with_fallbacks`]).
+    pub fallbacks: Vec<String>,
 }
 
 /// The API a target speaks.

@@ -2,7 +2,8 @@
 //!
 //! A tenant's policy file (YAML, see the product spec, section 4) is parsed into a
 //! source-positioned node tree (`yaml`), validated by hand into a [`PolicyConfig`]
-//! (`validate`), and then used by the gateway to route requests ([`PolicyConfig::route`]), to
+//! (`validate`), and then used by the gateway to route requests ([`PolicyConfig::route`], and
+//! [`PolicyConfig::route_with_fallbacks`] for the targets to retry on upstream failures), to
 //! decide on them ([`PolicyConfig::evaluate_request`], [`PolicyConfig::evaluate`]), to redact
 //! them ([`PolicyConfig::redactor`], [`redact_request`]) and to filter answers
 //! ([`PolicyConfig::answer_filter`]).
@@ -60,7 +61,8 @@ pub use route::is_anthropic_model;
 
 /// The JSON Schema (draft 2020-12) of the policy file format, for editors and
 /// `kt policy schema`. `lint` remains the authority: it also checks what a schema cannot say
-/// (regular expressions compile, names are unique, models are routable, no literal secrets).
+/// (regular expressions compile, names are unique, models are routable, fallbacks name other
+/// targets, no literal secrets).
 pub const SCHEMA: &str = include_str!("../schema/policy.schema.json");
 
 /// Lints a policy file: every error and warning, sorted by position, and the configuration

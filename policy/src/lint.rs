@@ -15,6 +15,9 @@
 //! - targets: an id that names no kind without `provider.kind`, invalid `base_url`, invalid
 //!   environment variable names, `env` and `secret` both set, and an `openai`/`anthropic`
 //!   target without `secret_key_ref` (demo targets need none);
+//! - target `fallbacks`: not a list of target ids, an id that names no target of the file
+//!   (with "did you mean" among the other targets' ids), the target's own id, an id listed
+//!   twice (cycles between targets are fine: each target is tried at most once per request);
 //! - a literal secret anywhere in the file (any key or value the credential detectors match:
 //!   API keys, private-key blocks, JWTs), reported without echoing the value.
 //!

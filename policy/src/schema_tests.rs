@@ -81,6 +81,7 @@ const GOOD: &[&str] = &[
     "policies:\n  - {name: c, type: cost_limit, monthly_limit: 12.5, action: warn, enabled: false}\n  - {name: r, type: rate_limit, max_requests_per_minute: 60, max_tokens_per_minute: 100000}\n",
     "policies:\n  - {name: m, type: model_filter, allowed_models: ['gpt-*'], denied_models: [gpt-4o-mini], action: block}\n",
     "policies: []\nproviders:\n  targets:\n    - id: demo\n    - id: local\n      provider: {kind: demo}\n    - id: vllm\n      provider: {kind: openai, base_url: 'http://127.0.0.1:8000/v1', models: [llama-3], secret_key_ref: {secret: vllm}}\n    - id: anthropic\n      provider: {secret_key_ref: {env: ANTHROPIC_KEY}}\n",
+    "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {secret_key_ref: {env: K}}\n      fallbacks: [azure-east, anthropic]\n    - id: azure-east\n      provider: {kind: openai, base_url: 'https://east.example.com/openai/v1', models: ['gpt-*'], secret_key_ref: {env: K}}\n      fallbacks: [openai]\n    - id: anthropic\n      provider: {secret_key_ref: {env: K}}\n      fallbacks: []\n    - id: demo\n      fallbacks: [openai]\n",
 ];
 
 /// Documents the linter rejects, in ways the schema can express: the schema rejects them too.
@@ -121,6 +122,11 @@ const BAD: &[&str] = &[
     "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {secret_key_ref: {env: A, secret: b}}\n",
     "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {base_url: 'ftp://x', secret_key_ref: {env: K}}\n",
     "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {secret_key_ref: {env: 1BAD}}\n",
+    // fallbacks: wrong types, empty ids, duplicates
+    "policies: []\nproviders:\n  targets:\n    - id: demo\n      fallbacks: openai\n    - id: openai\n      provider: {secret_key_ref: {env: K}}\n",
+    "policies: []\nproviders:\n  targets:\n    - id: demo\n      fallbacks: [42]\n",
+    "policies: []\nproviders:\n  targets:\n    - id: demo\n      fallbacks: ['']\n    - id: openai\n      provider: {secret_key_ref: {env: K}}\n",
+    "policies: []\nproviders:\n  targets:\n    - id: demo\n      fallbacks: [openai, openai]\n    - id: openai\n      provider: {secret_key_ref: {env: K}}\n",
 ];
 
 #[test]

@@ -27,7 +27,7 @@ const POLICY_TYPES: &[&str] = &["pii_detection", "cost_limit", "model_filter", "
 const COMMON_POLICY_KEYS: &[&str] = &["name", "type", "enabled", "action"];
 const ALL_ACTIONS: &[&str] = &["block", "redact", "warn", "escalate"];
 const PROVIDERS_KEYS: &[&str] = &["targets"];
-const TARGET_KEYS: &[&str] = &["id", "provider"];
+const TARGET_KEYS: &[&str] = &["id", "provider", "fallbacks"];
 const PROVIDER_KEYS: &[&str] = &["kind", "base_url", "models", "secret_key_ref"];
 const SECRET_REF_KEYS: &[&str] = &["env", "secret"];
 const KINDS: &[&str] = &["openai", "anthropic", "demo"];
@@ -108,6 +108,23 @@ struct ModelRef {
     pos: Pos,
     path: String,
     model: String,
+}
+
+/// Target ids seen so far: the line of each, and the file order (for suggestions).
+#[derive(Default)]
+struct TargetIds {
+    lines: HashMap<String, usize>,
+    order: Vec<String>,
+}
+
+/// A target id written in a target's `fallbacks`, checked once every id is known.
+struct FallbackRef {
+    pos: Pos,
+    path: String,
+    /// The referenced id.
+    id: String,
+    /// The id of the target whose `fallbacks` this is (when valid).
+    owner: Option<String>,
 }
 
 /// The first enabled policy of a kind that may only be enabled once.
@@ -1134,23 +1151,56 @@ impl Validator {
             self.expected(targets_node, &tpath, "a list of targets");
             return None;
         };
-        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut ids = TargetIds::default();
+        let mut fallbacks = Vec::new();
         let mut targets = Vec::with_capacity(items.len());
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            match self.target(item, &format!("{tpath}[{i}]"), &mut ids) {
+            match self.target(item, &format!("{tpath}[{i}]"), &mut ids, &mut fallbacks) {
                 Some(t) => targets.push(t),
                 None => ok = false,
             }
         }
+        self.check_fallbacks(&ids, fallbacks);
         ok.then_some(Providers { targets })
+    }
+
+    /// Every id in a `fallbacks` list must be the id of a target of the file (with "did you
+    /// mean" among the other targets' ids).
+    fn check_fallbacks(&mut self, ids: &TargetIds, refs: Vec<FallbackRef>) {
+        for r in refs {
+            if ids.lines.contains_key(&r.id) {
+                continue;
+            }
+            let others: Vec<&str> = ids
+                .order
+                .iter()
+                .map(String::as_str)
+                .filter(|i| Some(*i) != r.owner.as_deref())
+                .collect();
+            let help = if others.is_empty() {
+                format!(
+                    "add a target with `id: {}`, or remove it from `fallbacks`",
+                    r.id
+                )
+            } else {
+                did_you_mean_one_of(&r.id, &others)
+            };
+            self.error(
+                r.pos,
+                &r.path,
+                format!("unknown fallback target `{}`: no target has this id", r.id),
+                Some(help),
+            );
+        }
     }
 
     fn target(
         &mut self,
         node: &Node,
         path: &str,
-        ids: &mut HashMap<String, usize>,
+        ids: &mut TargetIds,
+        fallback_refs: &mut Vec<FallbackRef>,
     ) -> Option<Target> {
         let fields = self.fields(node, path, "a target (a mapping with `id`)")?;
         self.unknown_fields(&fields, path, TARGET_KEYS);
@@ -1170,7 +1220,7 @@ impl Validator {
                 let p = join(path, "id");
                 let id = self.word(v, &p, "a target id");
                 if let Some(id) = id {
-                    if let Some(line) = ids.get(id) {
+                    if let Some(line) = ids.lines.get(id) {
                         self.error(
                             v.pos,
                             &p,
@@ -1180,7 +1230,8 @@ impl Validator {
                             )),
                         );
                     } else {
-                        ids.insert(id.to_owned(), v.pos.line);
+                        ids.lines.insert(id.to_owned(), v.pos.line);
+                        ids.order.push(id.to_owned());
                     }
                 }
                 id
@@ -1273,6 +1324,11 @@ impl Validator {
             );
         }
 
+        let fallbacks = match fields.get("fallbacks") {
+            None => Some(Vec::new()),
+            Some(v) => self.fallbacks(v, &join(path, "fallbacks"), id, fallback_refs),
+        };
+
         if !provider_ok {
             return None;
         }
@@ -1282,6 +1338,51 @@ impl Validator {
             base_url: base_url?,
             models: models?,
             secret_key_ref: secret?,
+            fallbacks: fallbacks?,
+        })
+    }
+
+    /// A target's `fallbacks`: target ids, none twice and not the target's own `id`. Whether
+    /// each names a target is checked once the whole list of targets is known
+    /// ([`Validator::check_fallbacks`]), so the ids are recorded in `refs`.
+    fn fallbacks(
+        &mut self,
+        node: &Node,
+        path: &str,
+        own_id: Option<&str>,
+        refs: &mut Vec<FallbackRef>,
+    ) -> Option<Vec<String>> {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        self.list(node, path, "a list of target ids", |me, n, p| {
+            let f = me.word(n, p, "a target id")?;
+            if own_id == Some(f) {
+                me.error(
+                    n.pos,
+                    p,
+                    format!("target `{f}` lists itself as a fallback"),
+                    Some("remove it: fallbacks are other targets, tried when this one fails".to_owned()),
+                );
+                return None;
+            }
+            if let Some((_, line)) = seen.iter().find(|(s, _)| *s == f) {
+                me.error(
+                    n.pos,
+                    p,
+                    format!("duplicate fallback `{f}`"),
+                    Some(format!(
+                        "`{f}` is already listed on line {line}; each fallback is tried at most once, remove one of them"
+                    )),
+                );
+                return None;
+            }
+            seen.push((f, n.pos.line));
+            refs.push(FallbackRef {
+                pos: n.pos,
+                path: p.to_owned(),
+                id: f.to_owned(),
+                owner: own_id.map(str::to_owned),
+            });
+            Some(f.to_owned())
         })
     }
 
@@ -2060,6 +2161,218 @@ providers:
             );
             assert!(parse(&src).is_err(), "{bad}");
         }
+    }
+
+    /// The example of the `fallbacks` documentation.
+    const FALLBACKS: &str = "\
+policies: []
+providers:
+  targets:
+    - id: openai
+      provider:
+        secret_key_ref: { env: OPENAI_KEY }
+      fallbacks: [azure-east, anthropic]
+    - id: azure-east
+      provider:
+        kind: openai
+        base_url: https://east.example.com/openai/v1
+        secret_key_ref: { env: AZURE_KEY }
+        models: [\"gpt-*\"]
+    - id: anthropic
+      provider:
+        secret_key_ref: { env: ANTHROPIC_KEY }
+";
+
+    #[test]
+    fn fallbacks_parse_and_serialize() {
+        assert_eq!(warnings(FALLBACKS), []);
+        let cfg = parse(FALLBACKS).unwrap();
+        let t = &cfg.providers.targets;
+        assert_eq!(t[0].fallbacks, [s("azure-east"), s("anthropic")]);
+        assert!(t[1].fallbacks.is_empty() && t[2].fallbacks.is_empty());
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(
+            json["providers"]["targets"][0]["fallbacks"],
+            serde_json::json!(["azure-east", "anthropic"])
+        );
+        assert_eq!(
+            json["providers"]["targets"][1]["fallbacks"],
+            serde_json::json!([])
+        );
+        // Block lists, empty lists, cycles and targets referring to later ones are fine.
+        let cfg = parse(
+            "policies: []\nproviders:\n  targets:\n    - id: demo\n      fallbacks:\n        - openai\n    - id: openai\n      provider: {secret_key_ref: {env: K}}\n      fallbacks: [demo]\n    - id: anthropic\n      provider: {secret_key_ref: {env: K}}\n      fallbacks: []\n",
+        )
+        .unwrap();
+        let f: Vec<_> = cfg.providers.targets.iter().map(|t| &t.fallbacks).collect();
+        assert_eq!(f, [&vec![s("openai")], &vec![s("demo")], &vec![]]);
+    }
+
+    #[test]
+    fn unknown_fallback_targets_suggest_an_id() {
+        let src = "\
+policies: []
+providers:
+  targets:
+    - id: openai
+      provider: {secret_key_ref: {env: K}}
+      fallbacks: [azure-east, antropic]
+    - id: azure-east
+      provider: {kind: openai, secret_key_ref: {env: K}}
+    - id: anthropic
+      provider: {secret_key_ref: {env: K}}
+      fallbacks:
+        - opneai
+        - nowhere-at-all
+";
+        let d = errors(src);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| {
+                (
+                    d.line,
+                    d.column,
+                    d.path.as_str(),
+                    d.message.as_str(),
+                    d.suggestion.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    6,
+                    31,
+                    "providers.targets[0].fallbacks[1]",
+                    "unknown fallback target `antropic`: no target has this id",
+                    "did you mean `anthropic`? (expected one of `azure-east`, `anthropic`)"
+                ),
+                (
+                    12,
+                    11,
+                    "providers.targets[2].fallbacks[0]",
+                    "unknown fallback target `opneai`: no target has this id",
+                    "did you mean `openai`? (expected one of `openai`, `azure-east`)"
+                ),
+                (
+                    13,
+                    11,
+                    "providers.targets[2].fallbacks[1]",
+                    "unknown fallback target `nowhere-at-all`: no target has this id",
+                    "expected one of `openai`, `azure-east`"
+                ),
+            ]
+        );
+        // With no other target to suggest.
+        let d = one(
+            "policies: []\nproviders:\n  targets:\n    - id: demo\n      fallbacks: [openai]\n",
+        );
+        assert_eq!(
+            (d.line, d.column, d.path.as_str()),
+            (5, 19, "providers.targets[0].fallbacks[0]")
+        );
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some("add a target with `id: openai`, or remove it from `fallbacks`")
+        );
+        // A misspelt key.
+        let d =
+            one("policies: []\nproviders:\n  targets:\n    - id: demo\n      fallback: [demo]\n");
+        assert_eq!(
+            (d.line, d.column, d.path.as_str(), d.message.as_str()),
+            (
+                5,
+                7,
+                "providers.targets[0].fallback",
+                "unknown field `fallback`"
+            )
+        );
+        assert_eq!(d.suggestion.as_deref(), Some("did you mean `fallbacks`?"));
+    }
+
+    #[test]
+    fn fallbacks_self_references_duplicates_and_wrong_types() {
+        let src = "\
+policies: []
+providers:
+  targets:
+    - id: openai
+      provider: {secret_key_ref: {env: K}}
+      fallbacks: [anthropic, openai, anthropic]
+    - id: anthropic
+      provider: {secret_key_ref: {env: K}}
+      fallbacks: openai
+    - id: demo
+      fallbacks: [42, {id: openai}, \"\"]
+    - id: local
+      provider: {kind: demo}
+      fallbacks: {openai: true}
+";
+        let d = errors(src);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.path.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    6,
+                    30,
+                    "providers.targets[0].fallbacks[1]",
+                    "target `openai` lists itself as a fallback"
+                ),
+                (
+                    6,
+                    38,
+                    "providers.targets[0].fallbacks[2]",
+                    "duplicate fallback `anthropic`"
+                ),
+                (
+                    9,
+                    18,
+                    "providers.targets[1].fallbacks",
+                    "expected a list of target ids, found a string (\"openai\")"
+                ),
+                (
+                    11,
+                    19,
+                    "providers.targets[2].fallbacks[0]",
+                    "expected a target id, found a number (42)"
+                ),
+                (
+                    11,
+                    23,
+                    "providers.targets[2].fallbacks[1]",
+                    "expected a target id, found a mapping"
+                ),
+                (
+                    11,
+                    37,
+                    "providers.targets[2].fallbacks[2]",
+                    "a target id must not be empty"
+                ),
+                (
+                    14,
+                    18,
+                    "providers.targets[3].fallbacks",
+                    "expected a list of target ids, found a mapping"
+                ),
+            ]
+        );
+        assert_eq!(
+            d[0].suggestion.as_deref(),
+            Some("remove it: fallbacks are other targets, tried when this one fails")
+        );
+        assert_eq!(
+            d[1].suggestion.as_deref(),
+            Some(
+                "`anthropic` is already listed on line 6; each fallback is tried at most once, remove one of them"
+            )
+        );
+        assert_eq!(d[2].suggestion.as_deref(), Some("write a list: [openai]"));
+        assert_eq!(d[3].suggestion.as_deref(), Some("put it in quotes: \"42\""));
     }
 
     #[test]

@@ -23,6 +23,14 @@ fn check_config(src: &str) -> Result<(), TestCaseError> {
     match parsed {
         Ok(cfg) => {
             let _ = cfg.route("gpt-4o");
+            let chain = cfg.route_with_fallbacks("gpt-4o");
+            prop_assert_eq!(
+                chain.first().map(|t| &t.id),
+                cfg.route("gpt-4o").map(|t| &t.id)
+            );
+            for (i, t) in chain.iter().enumerate() {
+                prop_assert!(chain[..i].iter().all(|u| u.id != t.id), "{chain:?}");
+            }
             let _ = cfg.evaluate(&policy::RequestFacts {
                 model: "gpt-4o",
                 texts: vec![src],
@@ -80,6 +88,8 @@ const TOKENS: &[&str] = &[
     "allowlist: ['regex:[']",
     "secret_key_ref: {env: K}",
     "kind: demo",
+    "fallbacks: [openai, anthropic]",
+    "fallbacks: [demo, x]",
     "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
     "enabled: false",
     "monthly_limit: 0",

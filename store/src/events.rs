@@ -84,6 +84,13 @@ struct RollupSum {
 /// Appends a batch of events and folds them into the hourly rollup, in one
 /// transaction (so totals and events never disagree).
 pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
+    insert_batch_for(db, events, None).await
+}
+
+/// [`insert_batch`] for a gateway process holding budget leases (`holder`):
+/// in the same transaction, each team's spend moves out of the holder's
+/// lease and into the team's wallet (see [`crate::budgets`]).
+pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -106,6 +113,8 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
         // Rollup increments summed per row for the whole batch: one upsert
         // per (hour, team, gateway, model, verdict), not one per event.
         let mut sums: HashMap<RollupKey<'_>, RollupSum> = HashMap::new();
+        // Spend per (team, month) of the events actually inserted.
+        let mut spend: HashMap<(&str, i64), i64> = HashMap::new();
         for e in events {
             let inserted = sqlx::query(&insert)
                 .bind(&e.event_id)
@@ -143,6 +152,11 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
                 e.model.as_str(),
                 e.verdict.as_str(),
             );
+            if let Some(team) = e.team_id.as_deref()
+                && e.cost_micros != 0
+            {
+                *spend.entry((team, crate::month_start_ms(e.created_at))).or_default() += e.cost_micros;
+            }
             let sum = sums.entry(key).or_default();
             sum.requests += 1;
             sum.input_tokens += e.input_tokens;
@@ -164,6 +178,29 @@ pub async fn insert_batch(db: &Db, events: &[EventRow]) -> Result<()> {
                 .bind(sum.latency_ms)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for ((team, month), cost) in &spend {
+            if let Some(holder) = holder {
+                sqlx::query(
+                    "update budget_lease set amount_micros = \
+                     case when amount_micros > $4 then amount_micros - $4 else 0 end \
+                     where holder = $1 and team_id = $2 and month_start = $3",
+                )
+                .bind(holder)
+                .bind(team)
+                .bind(month)
+                .bind(cost)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "update wallet set spent_micros = spent_micros + $2, updated_at = $3 where team_id = $1",
+            )
+            .bind(team)
+            .bind(cost)
+            .bind(crate::now_ms())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await
     })?;

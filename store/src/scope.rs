@@ -5,11 +5,12 @@
 //! see another team's rows: they are filtered out in SQL, so another team's
 //! object looks exactly like one that does not exist.
 
+use crate::budgets::{Balance, WalletRow, WalletTransaction};
 use crate::events::{EventFilter, EventRow, Totals};
 use crate::gateways::GatewayRow;
 use crate::teams::{NewTeam, Team};
 use crate::tokens::{CreatedToken, NewToken, TokenRow};
-use crate::{Db, Result, StoreError, events, gateways, teams, tokens};
+use crate::{Db, Result, StoreError, budgets, events, gateways, teams, tokens};
 
 /// Whose data a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,5 +121,36 @@ impl Scoped {
             None => all,
             Some(team) => all.into_iter().filter(|g| g.serves(team)).collect(),
         })
+    }
+
+    /// Allocates credit to a team's wallet: org admins only.
+    pub async fn allocate(
+        &self,
+        team_id: &str,
+        amount_micros: i64,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<WalletRow> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        teams::get(&self.db, team_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        budgets::allocate(&self.db, team_id, amount_micros, actor, reason).await
+    }
+
+    pub async fn wallet_balance(&self, team_id: &str) -> Result<Balance> {
+        self.get_team(team_id).await?;
+        budgets::balance(&self.db, team_id, crate::now_ms()).await
+    }
+
+    pub async fn wallet_transactions(
+        &self,
+        team_id: &str,
+        limit: i64,
+    ) -> Result<Vec<WalletTransaction>> {
+        self.get_team(team_id).await?;
+        budgets::transactions(&self.db, team_id, limit).await
     }
 }

@@ -106,3 +106,30 @@ pub async fn backends() -> Vec<TestDatabase> {
     all.extend(postgres().await);
     all
 }
+
+/// An allowed request's event for `team_id` costing `cost_micros`, now.
+pub fn event_for(team_id: &str, cost_micros: i64) -> crate::events::EventRow {
+    crate::events::EventRow {
+        event_id: crate::new_id(),
+        created_at: crate::now_ms(),
+        gateway_id: "gw-test".to_owned(),
+        gateway_name: "test".to_owned(),
+        team_id: Some(team_id.to_owned()),
+        token_id: None,
+        model: "gpt-4o".to_owned(),
+        provider_target: Some("openai".to_owned()),
+        provider_kind: Some("openai".to_owned()),
+        verdict: "allow".to_owned(),
+        reason: None,
+        policy: None,
+        input_tokens: 10,
+        output_tokens: 10,
+        cost_micros,
+        latency_ms: 1,
+        upstream_status: Some(200),
+        streamed: false,
+        demo: false,
+        pii_entities: None,
+        unpriced: false,
+    }
+}

@@ -78,6 +78,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         "demo".to_owned(),
         &[],
         &format!("127.0.0.1:{}", args.gateway_port),
+        None,
     )
     .await?;
     let gateway_url = format!("http://{}", gateway.addr);

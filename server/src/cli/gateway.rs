@@ -31,6 +31,9 @@ pub struct GatewayRunArgs {
     /// Serve only these teams' keys (slug; repeatable). Default: every team.
     #[arg(long = "team")]
     pub teams: Vec<String>,
+    /// Redis for fleet-wide rate limits (default: counted in the database).
+    #[arg(long, env = "KT_REDIS_URL")]
+    pub redis_url: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -74,6 +77,7 @@ pub async fn start(
     name: String,
     team_slugs: &[String],
     listen: &str,
+    redis_url: Option<String>,
 ) -> Result<gateway::Running, Failure> {
     let mut team_ids = Vec::new();
     for slug in team_slugs {
@@ -94,6 +98,7 @@ pub async fn start(
         config_hash: loaded.hash,
         serve_teams: (!team_ids.is_empty()).then_some(team_ids),
         config_path: Some(loaded.path),
+        redis_url,
     };
     Ok(gateway::start(db, settings, listen).await?)
 }
@@ -122,6 +127,7 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
         name,
         &args.teams,
         &listen,
+        args.redis_url.clone(),
     )
     .await?;
     println!("kt gateway: listening on http://{}", running.addr);

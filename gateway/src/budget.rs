@@ -32,7 +32,7 @@
 //! killed before its events were stored is replayed from its spool on restart,
 //! after its lease may have expired.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -110,18 +110,24 @@ pub struct Budgets {
     /// Identifies this process's leases.
     holder: String,
     teams: Mutex<HashMap<String, TeamBudget>>,
+    /// Teams that have a wallet (loaded at start, re-read every refresh), so
+    /// a team without a cap needs no database read, even on first sight.
+    wallet_teams: Mutex<HashSet<String>>,
     /// One lease request at a time per process.
     acquiring: tokio::sync::Mutex<()>,
 }
 
 impl Budgets {
-    pub fn new(db: Db, holder: String) -> Self {
-        Budgets {
+    /// Loads which teams have wallets.
+    pub async fn load(db: Db, holder: String) -> store::Result<Self> {
+        let wallet_teams = store::budgets::teams_with_wallets(&db).await?;
+        Ok(Budgets {
             db,
             holder,
             teams: Mutex::default(),
+            wallet_teams: Mutex::new(wallet_teams.into_iter().collect()),
             acquiring: tokio::sync::Mutex::new(()),
-        }
+        })
     }
 
     pub fn holder(&self) -> &str {
@@ -140,8 +146,11 @@ impl Budgets {
     ) -> store::Result<Result<Option<Reservation>, Exceeded>> {
         let month_start = store::month_start_ms(now_ms);
         if !self.known(team, month_start) {
-            let wallet = store::budgets::wallets_of(&self.db, &[team.to_owned()]).await?;
-            self.insert(team, month_start, !wallet.is_empty(), month_cap_micros);
+            let has_wallet = self
+                .wallet_teams
+                .lock()
+                .is_ok_and(|w| w.contains(team));
+            self.insert(team, month_start, has_wallet, month_cap_micros);
         }
         // Fast path: the local lease covers it.
         match self.take_local(team, worst_micros, month_cap_micros, now_ms) {
@@ -367,17 +376,22 @@ impl Budgets {
                 }
             }
         }
-        let teams: Vec<String> = plan.iter().map(|(t, _, _)| t.clone()).collect();
-        if let Ok(wallets) = store::budgets::wallets_of(&self.db, &teams).await
-            && let Ok(mut all) = self.teams.lock()
-        {
+        if let Ok(wallets) = store::budgets::teams_with_wallets(&self.db).await {
+            let wallets: HashSet<String> = wallets.into_iter().collect();
+            let Ok(mut all) = self.teams.lock() else {
+                return;
+            };
             for (team, b) in all.iter_mut() {
-                b.has_wallet = wallets.iter().any(|w| &w.team_id == team);
+                b.has_wallet = wallets.contains(team);
                 if b.month_start != month_start && b.reserved == 0 {
                     b.month_start = month_start;
                     b.leased = 0;
                     b.unstored = 0;
                 }
+            }
+            drop(all);
+            if let Ok(mut w) = self.wallet_teams.lock() {
+                *w = wallets;
             }
         }
     }
@@ -450,8 +464,8 @@ mod tests {
                 .await
                 .unwrap();
             let t = team.team_id.as_str();
-            let a = Budgets::new(tdb.db.clone(), "a".into());
-            let b = Budgets::new(tdb.db.clone(), "b".into());
+            let a = Budgets::load(tdb.db.clone(), "a".into()).await.unwrap();
+            let b = Budgets::load(tdb.db.clone(), "b".into()).await.unwrap();
             let now = store::now_ms();
             let cap = Some(1_000);
             // No cap, no wallet: nothing is reserved.
@@ -513,7 +527,7 @@ mod tests {
                 .unwrap();
             let t = team.team_id.as_str();
             org.allocate(t, 300, "admin", None).await.unwrap();
-            let a = Budgets::new(tdb.db.clone(), "a".into());
+            let a = Budgets::load(tdb.db.clone(), "a".into()).await.unwrap();
             let now = store::now_ms();
             let r1 = a.reserve(t, 200, None, now).await.unwrap().unwrap();
             assert!(r1.is_some());

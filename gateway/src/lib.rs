@@ -174,7 +174,11 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
     };
     let limiter = Arc::new(RateLimiter::new(shared_counter));
     // Budget leases belong to this process (a restart starts afresh).
-    let budgets = Arc::new(Budgets::new(db.clone(), store::new_id()));
+    let budgets = Arc::new(
+        Budgets::load(db.clone(), store::new_id())
+            .await
+            .context("loading team wallets")?,
+    );
     let stored_budgets = budgets.clone();
     let (spool, spool_task) = Spool::start(
         db.clone(),
@@ -274,8 +278,16 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 
 async fn health(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let config_error = gw.reload_error();
+    let database = tokio::time::timeout(Duration::from_secs(1), gw.db.is_ready())
+        .await
+        .unwrap_or(false);
+    let degraded = config_error.is_some() || !database;
     Json(json!({
-        "status": if config_error.is_some() { "degraded" } else { "ok" },
+        "status": if degraded { "degraded" } else { "ok" },
+        // Without the database the gateway keeps serving from its caches
+        // (keys, prices, budget leases) and spools events locally.
+        "database": if database { "reachable" } else { "unreachable (serving from cache; events are spooled)" },
+        "rate_limits": gw.limiter.backend(),
         "name": gw.name,
         "gateway_id": gw.gateway_id,
         "version": VERSION,
@@ -301,6 +313,9 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     gw.metrics
         .spool_depth
         .set(i64::try_from(gw.spool.depth()).unwrap_or(i64::MAX));
+    gw.metrics
+        .budget_leased_micros
+        .set(gw.budgets.leased_micros());
     (
         [(
             header::CONTENT_TYPE,

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub cost_micros: Counter,
     /// Events appended to the spool but not yet stored (set at scrape).
     pub spool_depth: Gauge,
+    /// Requests retried on a fallback target after an upstream failure.
+    pub fallbacks: Counter,
+    /// Budget held in this process's leases, micro-USD (set at scrape).
+    pub budget_leased_micros: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,8 +68,22 @@ impl Default for Metrics {
             "Events spooled locally and not yet stored in the database",
             spool_depth.clone(),
         );
+        let fallbacks = Counter::default();
+        registry.register(
+            "fallbacks",
+            "Requests retried on a fallback target after an upstream 5xx, timeout or connection failure",
+            fallbacks.clone(),
+        );
+        let budget_leased_micros = Gauge::default();
+        registry.register(
+            "budget_leased_micro_usd",
+            "Budget this process holds in leases (reservations, unstored spend and a spare slice)",
+            budget_leased_micros.clone(),
+        );
         Metrics {
             registry,
+            fallbacks,
+            budget_leased_micros,
             requests,
             latency,
             upstream_latency,

@@ -285,19 +285,42 @@ async fn prepare_and_send(
     apply_policies(&rt, &model, &mut body, draft)?;
     enforce_limits(gw, &rt.config, &key, max_output_tokens(&body), draft).await?;
 
-    let (target, provider) = rt
-        .route(&model)
-        .ok_or_else(|| GatewayError::NoRoute(model.clone()))?;
-    draft.target = Some((target.id.clone(), target.kind.as_str()));
-    draft.demo = provider.is_demo();
-    let asked = Instant::now();
-    let answer = provider
-        .send(&gw.http, draft.format, body, stream, headers)
-        .await;
-    gw.metrics
-        .upstream_latency
-        .observe(asked.elapsed().as_secs_f64());
-    answer
+    let chain = rt.route_chain(&model);
+    if chain.is_empty() {
+        return Err(GatewayError::NoRoute(model));
+    }
+    let mut body = Some(body);
+    let mut last = None;
+    for (i, (target, provider)) in chain.iter().enumerate() {
+        let has_next = i + 1 < chain.len();
+        // Keep a copy for the next target only when there is one.
+        let Some(this_body) = (if has_next { body.clone() } else { body.take() }) else {
+            break;
+        };
+        draft.target = Some((target.id.clone(), target.kind.as_str()));
+        draft.demo = provider.is_demo();
+        let asked = Instant::now();
+        let answer = provider
+            .send(&gw.http, draft.format, this_body, stream, headers)
+            .await;
+        gw.metrics
+            .upstream_latency
+            .observe(asked.elapsed().as_secs_f64());
+        let failed = match &answer {
+            Ok(Answer::Complete { status, .. }) => status.is_server_error(),
+            Err(GatewayError::Upstream(_) | GatewayError::UpstreamTimeout) => true,
+            _ => false,
+        };
+        if failed && has_next {
+            let next = &chain[i + 1].0.id;
+            tracing::warn!(target = %target.id, next = %next, "upstream failed; trying the fallback target");
+            gw.metrics.fallbacks.inc();
+            last = Some(answer);
+            continue;
+        }
+        return answer;
+    }
+    last.unwrap_or_else(|| Err(GatewayError::NoRoute(model)))
 }
 
 /// Evaluates the content policies (PII, model filter) in the order written,

@@ -45,6 +45,21 @@ impl Runtime {
             .map(|(t, p)| (t, p))
     }
 
+    /// The targets to try for `model`, in order: the routed target, then its
+    /// `fallbacks` that serve the model.
+    pub fn route_chain(&self, model: &str) -> Vec<(&Target, &Provider)> {
+        self.config
+            .route_with_fallbacks(model)
+            .into_iter()
+            .filter_map(|target| {
+                self.providers
+                    .iter()
+                    .find(|(t, _)| t.id == target.id)
+                    .map(|(t, p)| (t, p))
+            })
+            .collect()
+    }
+
     /// Whether any target is the built-in demo provider.
     pub fn has_demo(&self) -> bool {
         self.providers.iter().any(|(_, p)| p.is_demo())

@@ -74,15 +74,13 @@ pub(crate) async fn wallet(db: &Db, team_id: &str) -> Result<Option<WalletRow>> 
     })?)
 }
 
-/// The wallets of `team_ids` (teams without one are absent).
-pub async fn wallets_of(db: &Db, team_ids: &[String]) -> Result<Vec<WalletRow>> {
-    let mut out = Vec::new();
-    for team in team_ids {
-        if let Some(w) = wallet(db, team).await? {
-            out.push(w);
-        }
-    }
-    Ok(out)
+/// The teams that have a wallet (gateways cache this list).
+pub async fn teams_with_wallets(db: &Db) -> Result<Vec<String>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_scalar::<_, String>("select team_id from wallet")
+            .fetch_all(pool)
+            .await
+    })?)
 }
 
 pub(crate) async fn balance(db: &Db, team_id: &str, now_ms: i64) -> Result<Balance> {

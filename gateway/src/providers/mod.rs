@@ -140,23 +140,89 @@ impl Provider {
             }
             (Provider::Demo, ApiFormat::OpenAi) => Ok(demo::chat(&body, stream)),
             (Provider::Demo, ApiFormat::Anthropic) => Ok(demo::messages(&body, stream)),
-            (Provider::OpenAi(_), ApiFormat::Anthropic)
-            | (Provider::Anthropic(_), ApiFormat::OpenAi) => {
-                Err(GatewayError::BadRequest(format!(
-                    "this model is served by a{} target, which does not speak the {} format of this endpoint yet: \
-                     use {}",
-                    if matches!(self, Provider::Anthropic(_)) {
-                        "n Anthropic"
-                    } else {
-                        "n OpenAI"
-                    },
-                    format.name(),
-                    if matches!(self, Provider::Anthropic(_)) {
-                        "POST /v1/messages"
-                    } else {
-                        "POST /v1/chat/completions"
-                    },
-                )))
+            (Provider::Anthropic(p), ApiFormat::OpenAi) => {
+                // An OpenAI-format request for a Claude model: translated to
+                // Anthropic's Messages API, and the answer back.
+                let model = body
+                    .get("model")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let translated = crate::translate::chat_request_to_messages(&body)
+                    .map_err(GatewayError::BadRequest)?;
+                let answer = p.messages(http, translated, stream, client_headers).await?;
+                Ok(translate_answer(answer, &model))
+            }
+            (Provider::OpenAi(_), ApiFormat::Anthropic) => Err(GatewayError::BadRequest(format!(
+                "this model is served by an OpenAI target, which does not speak the {} format of this endpoint: use POST /v1/chat/completions",
+                format.name(),
+            ))),
+        }
+    }
+}
+
+/// An Anthropic answer turned into OpenAI's chat completion format.
+fn translate_answer(answer: Answer, model: &str) -> Answer {
+    match answer {
+        Answer::Complete { status, body } => {
+            let translated = if status.is_success() {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .map(|v| crate::translate::messages_response_to_chat(&v))
+                    .unwrap_or_else(|_| crate::translate::error_to_openai(502, &body))
+            } else {
+                crate::translate::error_to_openai(status.as_u16(), &body)
+            };
+            Answer::Complete {
+                status,
+                body: Bytes::from(translated.to_string()),
+            }
+        }
+        Answer::Stream { status, body } => Answer::Stream {
+            status,
+            // Usage is always asked for, so the stream can be metered; the
+            // usage-only chunk is removed later when the client did not ask.
+            body: Box::pin(Translated {
+                inner: body,
+                translator: crate::translate::StreamTranslator::new(model, true),
+                done: false,
+            }),
+        },
+    }
+}
+
+/// An Anthropic SSE stream read as OpenAI chat completion chunks.
+struct Translated {
+    inner: ByteStream,
+    translator: crate::translate::StreamTranslator,
+    done: bool,
+}
+
+impl Stream for Translated {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let out = self.translator.feed(&chunk);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out)));
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err))),
+                Poll::Ready(None) => {
+                    self.done = true;
+                    let rest = self.translator.finish();
+                    return Poll::Ready((!rest.is_empty()).then_some(Ok(rest)));
+                }
+                Poll::Pending => return Poll::Pending,
             }
         }
     }

@@ -14,6 +14,8 @@ use crate::AppState;
 /// An authenticated API caller.
 pub struct ApiCaller {
     pub token_id: String,
+    /// The token's name (as given at creation), for audit records.
+    pub token_name: String,
     pub scoped: Scoped,
 }
 
@@ -25,6 +27,12 @@ impl ApiCaller {
     /// The database for data that is not tenant data (the price catalog).
     pub fn db(&self) -> &store::Db {
         self.scoped.db()
+    }
+
+    /// Who acted, as recorded in audit trails (e.g. the wallet ledger): the
+    /// token's name and id, e.g. `ci-admin (token 0b6f…)`.
+    pub fn actor(&self) -> String {
+        format!("{} (token {})", self.token_name, self.token_id)
     }
 }
 
@@ -64,6 +72,7 @@ impl FromRequestParts<AppState> for ApiCaller {
         };
         Ok(ApiCaller {
             token_id: token.token_id,
+            token_name: token.name,
             scoped: state.db.scoped(scope),
         })
     }

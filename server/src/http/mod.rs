@@ -10,6 +10,7 @@ pub mod json;
 pub mod prices;
 pub mod teams;
 pub mod tokens;
+pub mod wallets;
 
 use axum::Router;
 use axum::extract::State;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(gateways::router())
         .merge(prices::router())
+        .merge(wallets::router())
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such API endpoint; see SPEC §6 for the /v1 paths".to_owned(),

@@ -671,6 +671,9 @@ pub enum Answering {
     /// A fixed answer: these pieces joined when not streamed, one SSE chunk
     /// per piece when streamed.
     Fixed { pieces: Vec<String> },
+    /// An error: this HTTP status with OpenAI's error body
+    /// ([`standin_error_body`]), streamed or not.
+    Status { status: u16 },
 }
 
 impl Answering {
@@ -685,6 +688,15 @@ impl Answering {
         Answering::Fixed {
             pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
         }
+    }
+
+    /// [`Answering::Status`]: every request fails with `status`.
+    pub fn status(status: u16) -> Answering {
+        assert!(
+            StatusCode::from_u16(status).is_ok_and(|s| !s.is_success()),
+            "an error status, not {status}"
+        );
+        Answering::Status { status }
     }
 
     /// [`Answering::Fixed`]: `text` cut every `chunk_bytes` bytes.
@@ -864,6 +876,10 @@ async fn standin_chat(
     let streamed = request["stream"] == Value::Bool(true);
     let answering = state.answering.lock().unwrap().clone();
     let (pieces, delay) = match answering {
+        Answering::Status { status } => {
+            let status = StatusCode::from_u16(status).unwrap();
+            return (status, axum::Json(standin_error_body(status.as_u16()))).into_response();
+        }
         Answering::Canned if streamed => (
             STREAM_PIECES.iter().map(|p| (*p).to_owned()).collect(),
             STREAM_FRAME_DELAY,
@@ -905,6 +921,17 @@ async fn standin_chat(
         }
     }))
     .into_response()
+}
+
+/// The OpenAI-format error body the stand-in answers in the
+/// [`Answering::Status`] mode.
+pub fn standin_error_body(status: u16) -> Value {
+    json!({"error": {
+        "message": format!("stand-in: failing with {status} as asked"),
+        "type": if status >= 500 { "server_error" } else { "invalid_request_error" },
+        "param": null,
+        "code": format!("standin_{status}")
+    }})
 }
 
 /// An SSE answer sent frame by frame (one `delta.content` per piece) with a
@@ -1009,6 +1036,10 @@ pub const ANTHROPIC_STREAM_OUTPUT_TOKENS: i64 = 56;
 /// An Anthropic-compatible provider on 127.0.0.1, answering
 /// `POST /v1/messages` (JSON, or Anthropic SSE for `"stream": true`) and
 /// recording every request it receives, on any path (other paths answer 404).
+/// A request with `tools` gets a `tool_use` of the first tool
+/// ([`anthropic_tool_message`], [`anthropic_tool_stream_events`]) unless its
+/// last message carries a `tool_result`; one containing an
+/// [`anthropic_failure_prompt`] gets that error status.
 pub struct AnthropicStandIn {
     /// `http://127.0.0.1:PORT` (no `/v1`): the `base_url` to put in a target.
     pub base_url: String,
@@ -1099,10 +1130,176 @@ async fn anthropic_messages(
         );
     };
     let model = request["model"].as_str().unwrap_or("unknown").to_owned();
-    if request["stream"] == Value::Bool(true) {
-        return anthropic_stream_answer(&model);
+    if let Some(status) = anthropic_failure_asked(&request) {
+        return anthropic_error(
+            status,
+            anthropic_error_type(status.as_u16()),
+            &anthropic_failure_message(status.as_u16()),
+        );
     }
-    axum::Json(anthropic_message(&model)).into_response()
+    let tool = anthropic_tool_to_call(&request);
+    let streamed = request["stream"] == Value::Bool(true);
+    match (tool, streamed) {
+        (None, true) => anthropic_stream_answer(anthropic_stream_events(&model)),
+        (Some(tool), true) => anthropic_stream_answer(anthropic_tool_stream_events(&model, &tool)),
+        (None, false) => axum::Json(anthropic_message(&model)).into_response(),
+        (Some(tool), false) => axum::Json(anthropic_tool_message(&model, &tool)).into_response(),
+    }
+}
+
+/// A user text asking the Anthropic stand-in to fail: a request containing
+/// it (in any message's text) is answered with `status` and Anthropic's
+/// error body.
+pub fn anthropic_failure_prompt(status: u16) -> String {
+    format!("{ANTHROPIC_FAILURE_PREFIX}{status}")
+}
+
+const ANTHROPIC_FAILURE_PREFIX: &str = "stand-in: fail with ";
+
+/// The `error.message` of the stand-in's failure with `status`.
+pub fn anthropic_failure_message(status: u16) -> String {
+    format!("stand-in: failing with {status} as asked")
+}
+
+/// Anthropic's `error.type` for a status.
+pub fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// The status an [`anthropic_failure_prompt`] in the request asks for.
+fn anthropic_failure_asked(request: &Value) -> Option<StatusCode> {
+    let messages = request["messages"].as_array()?;
+    let texts = messages.iter().flat_map(|m| match &m["content"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    });
+    for text in texts {
+        if let Some(pos) = text.find(ANTHROPIC_FAILURE_PREFIX) {
+            let digits: String = text[pos + ANTHROPIC_FAILURE_PREFIX.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            return digits
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok());
+        }
+    }
+    None
+}
+
+/// The tool the Anthropic stand-in calls: the first of the request's
+/// `tools`, unless the last message already carries a `tool_result` (then it
+/// answers in text, as a model does once it has the result).
+fn anthropic_tool_to_call(request: &Value) -> Option<String> {
+    let name = request["tools"].as_array()?.first()?["name"].as_str()?;
+    let last = request["messages"].as_array()?.last()?;
+    let has_result = last["content"]
+        .as_array()
+        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"));
+    (!has_result).then(|| name.to_owned())
+}
+
+/// The id of the stand-in's `tool_use` block (streamed or not).
+pub const ANTHROPIC_TOOL_USE_ID: &str = "toolu_standin_0123456789";
+/// The text the stand-in says before calling a tool.
+pub const ANTHROPIC_TOOL_TEXT: &str = "Let me look that up.";
+
+/// The input the stand-in calls a tool with.
+pub fn anthropic_tool_input() -> Value {
+    json!({"city": "Paris", "unit": "celsius", "days": 3, "hourly": false})
+}
+
+/// The stand-in's non-streamed answer calling `tool` when the request has
+/// `tools`: a text block, then a `tool_use` block.
+pub fn anthropic_tool_message(model: &str, tool: &str) -> Value {
+    json!({
+        "id": "msg_standin_tool_0123",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [
+            {"type": "text", "text": ANTHROPIC_TOOL_TEXT},
+            {"type": "tool_use", "id": ANTHROPIC_TOOL_USE_ID, "name": tool,
+             "input": anthropic_tool_input()}
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": ANTHROPIC_INPUT_TOKENS,
+            "output_tokens": ANTHROPIC_OUTPUT_TOKENS
+        }
+    })
+}
+
+/// The events of the stand-in's streamed answer calling `tool`: a text
+/// block, then a `tool_use` block whose input comes in `input_json_delta`
+/// pieces, and `stop_reason: "tool_use"`.
+pub fn anthropic_tool_stream_events(model: &str, tool: &str) -> Vec<(String, Value)> {
+    let mut events = vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": "msg_standin_tool_stream", "type": "message", "role": "assistant",
+                "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": ANTHROPIC_STREAM_INPUT_TOKENS, "output_tokens": 1}
+            }}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+                   "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "text_delta", "text": ANTHROPIC_TOOL_TEXT}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1,
+                   "content_block": {"type": "tool_use", "id": ANTHROPIC_TOOL_USE_ID,
+                                     "name": tool, "input": {}}}),
+        ),
+    ];
+    for piece in split_pieces(&anthropic_tool_input().to_string(), 9) {
+        events.push((
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1,
+                   "delta": {"type": "input_json_delta", "partial_json": piece}}),
+        ));
+    }
+    events.push((
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 1}),
+    ));
+    events.push((
+        "message_delta",
+        json!({"type": "message_delta",
+               "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+               "usage": {"output_tokens": ANTHROPIC_STREAM_OUTPUT_TOKENS}}),
+    ));
+    events.push(("message_stop", json!({"type": "message_stop"})));
+    events
+        .into_iter()
+        .map(|(name, data)| (name.to_owned(), data))
+        .collect()
 }
 
 /// The Anthropic stand-in's non-streamed answer for `model`, exactly.
@@ -1168,9 +1365,9 @@ pub fn anthropic_stream_events(model: &str) -> Vec<(String, Value)> {
 /// Anthropic SSE sent piece by piece with a pause between pieces: one event
 /// per piece, except `message_delta`, which is cut in the middle of its
 /// `data:` line (networks split where they like).
-fn anthropic_stream_answer(model: &str) -> Response {
+fn anthropic_stream_answer(events: Vec<(String, Value)>) -> Response {
     let mut pieces: Vec<String> = Vec::new();
-    for (name, data) in anthropic_stream_events(model) {
+    for (name, data) in events {
         let text = format!("event: {name}\ndata: {data}\n\n");
         if name == "message_delta" {
             let cut = text.len() / 2;

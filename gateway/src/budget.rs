@@ -146,10 +146,7 @@ impl Budgets {
     ) -> store::Result<Result<Option<Reservation>, Exceeded>> {
         let month_start = store::month_start_ms(now_ms);
         if !self.known(team, month_start) {
-            let has_wallet = self
-                .wallet_teams
-                .lock()
-                .is_ok_and(|w| w.contains(team));
+            let has_wallet = self.wallet_teams.lock().is_ok_and(|w| w.contains(team));
             self.insert(team, month_start, has_wallet, month_cap_micros);
         }
         // Fast path: the local lease covers it.

@@ -285,7 +285,14 @@ async fn prepare_and_send(
     apply_policies(&rt, &model, &mut body, draft)?;
     enforce_limits(gw, &rt.config, &key, max_output_tokens(&body), draft).await?;
 
-    let chain = rt.route_chain(&model);
+    // The routed target, then the fallbacks that can serve this format.
+    let chain: Vec<_> = rt
+        .route_chain(&model)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (_, provider))| *i == 0 || provider.speaks(draft.format))
+        .map(|(_, t)| t)
+        .collect();
     if chain.is_empty() {
         return Err(GatewayError::NoRoute(model));
     }

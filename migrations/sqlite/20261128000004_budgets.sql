@@ -2,11 +2,13 @@
 --
 -- Wallets: credit allocated to a team. A team without a wallet row is not
 -- wallet-limited; once allocated, allocated - spent is a hard cap. `spent`
--- grows in the same transaction that stores the team's events.
+-- grows in the same transaction that stores the team's events, for events
+-- from `effective_at` on (when every gateway knows of the wallet).
 create table wallet (
     team_id          text primary key not null references team (team_id),
     allocated_micros bigint not null default 0,
     spent_micros     bigint not null default 0,
+    effective_at     bigint not null,
     created_at       bigint not null,
     updated_at       bigint not null
 );

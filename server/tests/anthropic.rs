@@ -1,8 +1,9 @@
 //! Anthropic's Messages API through a real `kt gateway run` (`POST
 //! /v1/messages`), on every available database backend: authentication,
 //! forwarding to an Anthropic stand-in in the test process, relaying (streamed
-//! and not), metering, policies, the built-in demo provider, and the refusal
-//! of OpenAI-format requests for Anthropic-served models.
+//! and not), metering, policies, the built-in demo provider, and OpenAI-format
+//! requests (`POST /v1/chat/completions`) for Anthropic-served models,
+//! translated both ways (text, streams, tool calls, errors).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -943,75 +944,735 @@ async fn demo(db: &TestDatabase) {
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
-async fn openai_format_for_an_anthropic_target_is_refused_naming_v1_messages() {
+async fn openai_format_requests_for_claude_are_translated() {
     for db in store::testing::backends().await {
-        openai_format_refused(&db).await;
+        translated(&db).await;
         db.cleanup().await;
     }
 }
 
-async fn openai_format_refused(db: &TestDatabase) {
+/// `POST {gateway}/v1/chat/completions` with the key as bearer, not yet sent.
+fn chat_request(gateway: &str, key: &str, body: &Value) -> reqwest::RequestBuilder {
+    http_client()
+        .post(format!("{gateway}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(body)
+}
+
+/// The `data:` payloads of an OpenAI SSE body, in order (`[DONE]` included
+/// as is).
+fn data_lines(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.trim().to_owned())
+        .collect()
+}
+
+/// The chunks of an OpenAI SSE body, asserting what every OpenAI SDK relies
+/// on: exactly one `data: [DONE]`, last, and every other `data:` a
+/// `chat.completion.chunk` of `model`.
+fn openai_chunks(body: &str, model: &str, what: &str) -> Vec<Value> {
+    let data = data_lines(body);
+    let done = data.iter().filter(|d| *d == "[DONE]").count();
+    assert_eq!(
+        done, 1,
+        "{what}: the stream must end with exactly one `data: [DONE]`:\n{body}"
+    );
+    assert_eq!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "{what}: `data: [DONE]` must be the last event:\n{body}"
+    );
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| {
+            serde_json::from_str(d)
+                .unwrap_or_else(|e| panic!("{what}: `data: {d}` is not JSON ({e}) in:\n{body}"))
+        })
+        .collect();
+    assert!(
+        !chunks.is_empty(),
+        "{what}: no chunk before [DONE]:\n{body}"
+    );
+    for c in &chunks {
+        assert_eq!(
+            c["object"], "chat.completion.chunk",
+            "{what}: every event must be a chat.completion.chunk, got {c} in:\n{body}"
+        );
+        assert_eq!(c["model"], model, "{what}: chunk model in {c}");
+        assert!(
+            c["id"].as_str().is_some_and(|s| !s.is_empty()),
+            "{what}: chunk id in {c}"
+        );
+        assert!(
+            c.get("error").is_none(),
+            "{what}: the stream carries an error:\n{body}"
+        );
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        chunks.iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "{what}: all chunks of one answer share one id:\n{body}"
+    );
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"]["role"], "assistant",
+        "{what}: the first chunk's delta says role assistant:\n{body}"
+    );
+    chunks
+}
+
+/// The `finish_reason`s of the chunks that have one.
+fn finish_reasons(chunks: &[Value]) -> Vec<String> {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The tool calls of a stream, reassembled from their deltas the way OpenAI
+/// SDKs do (by `index`: the first id, type and name, the arguments
+/// concatenated).
+fn reassembled_tool_calls(chunks: &[Value]) -> Vec<Value> {
+    let mut calls: Vec<Value> = Vec::new();
+    for c in chunks {
+        let Some(deltas) = c["choices"][0]["delta"]["tool_calls"].as_array() else {
+            continue;
+        };
+        for d in deltas {
+            let index =
+                usize::try_from(d["index"].as_u64().expect("tool call delta index")).unwrap();
+            while calls.len() <= index {
+                calls.push(json!({"id": null, "type": null,
+                                  "function": {"name": null, "arguments": ""}}));
+            }
+            let call = &mut calls[index];
+            for field in ["id", "type"] {
+                if call[field].is_null() && d[field].is_string() {
+                    call[field] = d[field].clone();
+                }
+            }
+            if call["function"]["name"].is_null() && d["function"]["name"].is_string() {
+                call["function"]["name"] = d["function"]["name"].clone();
+            }
+            if let Some(piece) = d["function"]["arguments"].as_str() {
+                let so_far = call["function"]["arguments"].as_str().unwrap().to_owned();
+                call["function"]["arguments"] = json!(so_far + piece);
+            }
+        }
+    }
+    calls
+}
+
+/// The tool of the tool-call requests, in OpenAI's format.
+fn weather_tool() -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather forecast for a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                    "days": {"type": "integer"},
+                    "hourly": {"type": "boolean"}
+                },
+                "required": ["city"]
+            }
+        }
+    })
+}
+
+/// The text of an Anthropic message's content: a string, or its text blocks
+/// joined.
+fn anthropic_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str())
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// Asserts that a forwarded body is a Messages request Anthropic accepts:
+/// the model, a positive `max_tokens`, alternating `user`/`assistant`
+/// messages starting with `user`, and none of OpenAI's own fields.
+fn assert_valid_messages_request(body: &Value, model: &str, what: &str) {
+    assert_eq!(body["model"], model, "{what}: model upstream: {body}");
+    assert!(
+        body["max_tokens"].as_u64().is_some_and(|n| n > 0),
+        "{what}: Anthropic requires a positive max_tokens: {body}"
+    );
+    let messages = body["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: no messages upstream: {body}"));
+    assert!(!messages.is_empty(), "{what}: no messages upstream: {body}");
+    for (i, m) in messages.iter().enumerate() {
+        let expected = if i % 2 == 0 { "user" } else { "assistant" };
+        assert_eq!(
+            m["role"], expected,
+            "{what}: Anthropic needs alternating user/assistant turns starting with user: {body}"
+        );
+    }
+    for openai_only in [
+        "n",
+        "stream_options",
+        "max_completion_tokens",
+        "parallel_tool_calls",
+        "response_format",
+        "user",
+    ] {
+        assert!(
+            body.get(openai_only).is_none(),
+            "{what}: OpenAI's `{openai_only}` was sent to Anthropic (it refuses unknown fields): {body}"
+        );
+    }
+}
+
+async fn translated(db: &TestDatabase) {
     let t = Setup::start(db, None).await;
     let backend = t.s.backend;
+    let mut n_events = 0;
 
-    let r = chat(&t.gw.url, Some(&t.key), &chat_body(CLAUDE, "hi")).await;
+    // ---- Non-streamed text.
+    let sent = json!({
+        "model": CLAUDE,
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Say hello"}
+        ],
+        "max_completion_tokens": 300,
+        "temperature": 0.2,
+        "n": 1,
+        "user": "caller-42"
+    });
+    let r = chat(&t.gw.url, Some(&t.key), &sent).await;
     assert_eq!(
-        r.status, 400,
-        "[{backend}] /v1/chat/completions for {CLAUDE} (an Anthropic target): {r}"
+        r.status, 200,
+        "[{backend}] OpenAI-format request for {CLAUDE}: {r}"
     );
-    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    let ct = content_type(&r.headers);
     assert!(
-        message.contains("/v1/messages"),
-        "[{backend}] the 400 must tell the caller to use /v1/messages: {r}"
+        ct.starts_with("application/json"),
+        "[{backend}] content type `{ct}`"
     );
-    let mut streamed = chat_body(CLAUDE, "hi");
-    streamed["stream"] = json!(true);
-    let r = chat(&t.gw.url, Some(&t.key), &streamed).await;
+    let b = &r.body;
     assert_eq!(
-        r.status, 400,
-        "[{backend}] streamed /v1/chat/completions for {CLAUDE}: {r}"
+        b["object"], "chat.completion",
+        "[{backend}] an OpenAI caller expects a chat.completion: {r}"
     );
     assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("/v1/messages")),
-        "[{backend}] the 400 must tell the caller to use /v1/messages: {r}"
+        b["id"].as_str().is_some_and(|s| !s.is_empty()),
+        "[{backend}] id: {r}"
+    );
+    assert!(b["created"].is_u64(), "[{backend}] created: {r}");
+    assert_eq!(b["model"], CLAUDE, "[{backend}] model: {r}");
+    assert!(
+        b.get("type").is_none() && b.get("content").is_none(),
+        "[{backend}] the answer must not be in Anthropic's format: {r}"
+    );
+    let choice = &b["choices"][0];
+    assert_eq!(
+        b["choices"].as_array().map(Vec::len),
+        Some(1),
+        "[{backend}] {r}"
+    );
+    assert_eq!(choice["index"], 0, "[{backend}] {r}");
+    assert_eq!(choice["message"]["role"], "assistant", "[{backend}] {r}");
+    assert_eq!(
+        choice["message"]["content"], ANTHROPIC_CONTENT,
+        "[{backend}] the Anthropic answer's text: {r}"
+    );
+    assert!(
+        choice["message"]
+            .get("tool_calls")
+            .is_none_or(Value::is_null),
+        "[{backend}] no tool calls in a text answer: {r}"
     );
     assert_eq!(
-        t.claude.count(),
-        0,
-        "[{backend}] a refused request must not reach the Anthropic target"
+        choice["finish_reason"], "stop",
+        "[{backend}] end_turn is finish_reason stop: {r}"
+    );
+    assert_eq!(
+        b["usage"]["prompt_tokens"], ANTHROPIC_INPUT_TOKENS,
+        "[{backend}] {r}"
+    );
+    assert_eq!(
+        b["usage"]["completion_tokens"], ANTHROPIC_OUTPUT_TOKENS,
+        "[{backend}] {r}"
+    );
+    assert_eq!(
+        b["usage"]["total_tokens"],
+        ANTHROPIC_INPUT_TOKENS + ANTHROPIC_OUTPUT_TOKENS,
+        "[{backend}] {r}"
     );
     assert_eq!(
         t.s.standin.count(),
         0,
-        "[{backend}] a claude-* model must not be sent to the OpenAI target"
+        "[{backend}] a claude-* model must not go to the OpenAI target"
+    );
+    let seen = t.claude.requests();
+    assert_eq!(seen.len(), 1, "[{backend}] one request upstream: {seen:?}");
+    assert_forwarded(&seen[0], &t.key, "2023-06-01", backend);
+    assert!(
+        seen[0].header("authorization").is_none(),
+        "[{backend}] Anthropic authenticates with x-api-key; no Authorization header upstream: {:?}",
+        seen[0].headers
+    );
+    let up = &seen[0].body;
+    assert_valid_messages_request(up, CLAUDE, &format!("[{backend}] non-streamed"));
+    assert_eq!(
+        up["system"], "You are terse.",
+        "[{backend}] the system message must become Anthropic's top-level `system`: {up}"
+    );
+    assert_eq!(
+        up["max_tokens"], 300,
+        "[{backend}] max_completion_tokens becomes max_tokens: {up}"
+    );
+    assert_eq!(up["temperature"], 0.2, "[{backend}] temperature: {up}");
+    assert_eq!(
+        up["metadata"]["user_id"], "caller-42",
+        "[{backend}] `user` becomes metadata.user_id: {up}"
+    );
+    let messages = up["messages"].as_array().unwrap();
+    assert_eq!(
+        messages.len(),
+        1,
+        "[{backend}] only the user turn (the system message left `messages`): {up}"
+    );
+    assert_eq!(anthropic_text(&messages[0]["content"]), "Say hello", "{up}");
+    assert!(
+        up["stream"].is_null() || up["stream"] == false,
+        "[{backend}] a non-streamed request upstream: {up}"
     );
 
-    // Both endpoints work on this gateway for their own formats.
-    let r = chat(&t.gw.url, Some(&t.key), &chat_body("gpt-4o", "hi")).await;
-    assert_eq!(r.status, 200, "[{backend}] OpenAI format for gpt-4o: {r}");
-    assert_eq!(t.s.standin.count(), 1);
-    let r = messages(
-        &t.gw.url,
-        Auth::XApiKey(&t.key),
-        &[],
-        &messages_body(CLAUDE, "hi"),
-    )
-    .await;
-    assert_eq!(
-        r.status, 200,
-        "[{backend}] Anthropic format for {CLAUDE}: {r}"
-    );
-    assert_eq!(t.claude.count(), 1);
+    n_events += 1;
+    let events = t.events(n_events, "the translated request's event").await;
+    let e = &events[0];
+    assert_eq!(e["model"], CLAUDE, "event model: {e}");
+    assert_eq!(e["provider_target"], "anthropic", "event target: {e}");
+    assert_eq!(e["provider_kind"], "anthropic", "event provider kind: {e}");
+    assert_eq!(e["verdict"], "allow", "event verdict: {e}");
+    assert_eq!(e["streamed"], false, "event streamed: {e}");
+    assert_eq!(e["upstream_status"], 200, "event upstream status: {e}");
+    assert_eq!(e["input_tokens"], ANTHROPIC_INPUT_TOKENS, "{e}");
+    assert_eq!(e["output_tokens"], ANTHROPIC_OUTPUT_TOKENS, "{e}");
+    assert_costs_something(e, "a translated request");
 
-    let events = t.events(4, "the four requests' events").await;
-    let refused = events
-        .iter()
-        .filter(|e| e["model"] == CLAUDE && e["verdict"] == "error")
-        .count();
+    // ---- Streamed text, without and with stream_options.include_usage.
+    for include_usage in [false, true] {
+        let what = format!("[{backend}] streamed (include_usage: {include_usage})");
+        let mut sent = chat_body(CLAUDE, "Stream hello");
+        sent["stream"] = json!(true);
+        if include_usage {
+            sent["stream_options"] = json!({"include_usage": true});
+        }
+        let before = t.claude.count();
+        let got = Streamed::receive(chat_request(&t.gw.url, &t.key, &sent)).await;
+        eprintln!(
+            "{what}: {} chunks over {:?}",
+            got.chunks.len(),
+            got.spread()
+        );
+        assert_eq!(got.status, 200, "{what}:\n{}", got.text);
+        assert!(
+            got.content_type.starts_with("text/event-stream"),
+            "{what}: content type `{}`",
+            got.content_type
+        );
+        assert!(
+            got.chunks.len() > 1 && got.spread() >= STREAM_FRAME_DELAY * 3,
+            "{what}: the stream arrived in {} chunk(s) within {:?}: it must be relayed as it comes, not buffered:\n{}",
+            got.chunks.len(),
+            got.spread(),
+            got.text
+        );
+        let chunks = openai_chunks(&got.text, CLAUDE, &what);
+        assert_eq!(
+            sse_content(&got.text),
+            ANTHROPIC_STREAM_PIECES.concat(),
+            "{what}: the concatenated delta.content:\n{}",
+            got.text
+        );
+        assert_eq!(
+            finish_reasons(&chunks),
+            ["stop"],
+            "{what}: exactly one finish_reason, stop:\n{}",
+            got.text
+        );
+        assert!(
+            reassembled_tool_calls(&chunks).is_empty(),
+            "{what}: no tool calls:\n{}",
+            got.text
+        );
+        let with_usage: Vec<&Value> = chunks.iter().filter(|c| !c["usage"].is_null()).collect();
+        let usage_only = chunks
+            .iter()
+            .filter(|c| c["choices"].as_array().is_some_and(Vec::is_empty))
+            .count();
+        if include_usage {
+            assert_eq!(
+                with_usage.len(),
+                1,
+                "{what}: exactly one chunk with usage:\n{}",
+                got.text
+            );
+            let last = chunks.last().unwrap();
+            assert!(
+                last["choices"].as_array().is_some_and(Vec::is_empty),
+                "{what}: the usage chunk (choices: []) comes last before [DONE]:\n{}",
+                got.text
+            );
+            assert_eq!(
+                last["usage"]["prompt_tokens"], ANTHROPIC_STREAM_INPUT_TOKENS,
+                "{what}: {last}"
+            );
+            assert_eq!(
+                last["usage"]["completion_tokens"], ANTHROPIC_STREAM_OUTPUT_TOKENS,
+                "{what}: completion tokens come from message_delta (message_start says 1): {last}"
+            );
+            assert_eq!(
+                last["usage"]["total_tokens"],
+                ANTHROPIC_STREAM_INPUT_TOKENS + ANTHROPIC_STREAM_OUTPUT_TOKENS,
+                "{what}: {last}"
+            );
+        } else {
+            assert!(
+                with_usage.is_empty() && usage_only == 0,
+                "{what}: the caller did not ask for usage, so no chunk may carry it:\n{}",
+                got.text
+            );
+        }
+
+        let seen = t.claude.requests();
+        assert_eq!(seen.len(), before + 1, "{what}: one request upstream");
+        let up = &seen[before];
+        assert_forwarded(up, &t.key, "2023-06-01", backend);
+        assert_valid_messages_request(&up.body, CLAUDE, &what);
+        assert_eq!(
+            up.body["stream"], true,
+            "{what}: streamed upstream: {}",
+            up.body
+        );
+
+        n_events += 1;
+        let events = t.events(n_events, "the translated stream's event").await;
+        let e = &events[0];
+        assert_eq!(e["streamed"], true, "{what}: newest first: {events:?}");
+        assert_eq!(e["model"], CLAUDE, "{what}: {e}");
+        assert_eq!(e["provider_target"], "anthropic", "{what}: {e}");
+        assert_eq!(e["verdict"], "allow", "{what}: {e}");
+        assert_eq!(
+            e["input_tokens"], ANTHROPIC_STREAM_INPUT_TOKENS,
+            "{what}: the stream must be metered: {e}"
+        );
+        assert_eq!(
+            e["output_tokens"], ANTHROPIC_STREAM_OUTPUT_TOKENS,
+            "{what}: the stream must be metered: {e}"
+        );
+        assert!(
+            e["reason"].is_null(),
+            "{what}: the usage was reported, not estimated: {e}"
+        );
+        assert_costs_something(e, &what);
+    }
+
+    // ---- Tool calls, non-streamed.
+    let question = "What will the weather be in Paris?";
+    let with_tools = json!({
+        "model": CLAUDE,
+        "messages": [{"role": "user", "content": question}],
+        "tools": [weather_tool()],
+        "tool_choice": "auto"
+    });
+    let before = t.claude.count();
+    let r = chat(&t.gw.url, Some(&t.key), &with_tools).await;
+    let what = format!("[{backend}] tool call");
+    assert_eq!(r.status, 200, "{what}: {r}");
+    let choice = &r.body["choices"][0];
     assert_eq!(
-        refused, 2,
-        "[{backend}] the two refused requests are recorded as errors: {events:?}"
+        choice["finish_reason"], "tool_calls",
+        "{what}: stop_reason tool_use is finish_reason tool_calls: {r}"
+    );
+    assert_eq!(
+        choice["message"]["content"], ANTHROPIC_TOOL_TEXT,
+        "{what}: the text before the tool call: {r}"
+    );
+    let calls = choice["message"]["tool_calls"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: no message.tool_calls in {r}"));
+    assert_eq!(calls.len(), 1, "{what}: {r}");
+    let call = calls[0].clone();
+    assert_eq!(
+        call["id"], ANTHROPIC_TOOL_USE_ID,
+        "{what}: tool call id: {r}"
+    );
+    assert_eq!(call["type"], "function", "{what}: {r}");
+    assert_eq!(call["function"]["name"], "get_weather", "{what}: {r}");
+    let arguments = call["function"]["arguments"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: function.arguments must be a JSON string: {r}"));
+    assert_eq!(
+        serde_json::from_str::<Value>(arguments).ok(),
+        Some(anthropic_tool_input()),
+        "{what}: the arguments must parse to the tool_use input: {r}"
+    );
+    assert_eq!(r.body["usage"]["prompt_tokens"], ANTHROPIC_INPUT_TOKENS);
+    let seen = t.claude.requests();
+    assert_eq!(seen.len(), before + 1);
+    let up = &seen[before].body;
+    assert_valid_messages_request(up, CLAUDE, &what);
+    assert_eq!(
+        up["tools"],
+        json!([{
+            "name": "get_weather",
+            "description": "The weather forecast for a city.",
+            "input_schema": weather_tool()["function"]["parameters"]
+        }]),
+        "{what}: tools in Anthropic's format: {up}"
+    );
+    assert_eq!(
+        up["tool_choice"],
+        json!({"type": "auto"}),
+        "{what}: tool_choice: {up}"
+    );
+    n_events += 1;
+    let events = t.events(n_events, "the tool call's event").await;
+    assert_eq!(events[0]["input_tokens"], ANTHROPIC_INPUT_TOKENS, "{what}");
+    assert_eq!(
+        events[0]["output_tokens"], ANTHROPIC_OUTPUT_TOKENS,
+        "{what}"
+    );
+    assert_costs_something(&events[0], &what);
+
+    // ---- The follow-up turn: the assistant message as returned (as SDKs
+    // append it) and the tool's result.
+    let tool_result = "18°C and sunny all day.";
+    let follow_up = json!({
+        "model": CLAUDE,
+        "messages": [
+            {"role": "user", "content": question},
+            choice["message"].clone(),
+            {"role": "tool", "tool_call_id": call["id"], "content": tool_result}
+        ],
+        "tools": [weather_tool()]
+    });
+    let before = t.claude.count();
+    let r = chat(&t.gw.url, Some(&t.key), &follow_up).await;
+    let what = format!("[{backend}] tool result turn");
+    assert_eq!(r.status, 200, "{what}: {r}");
+    assert_eq!(
+        r.body["choices"][0]["message"]["content"], ANTHROPIC_CONTENT,
+        "{what}: {r}"
+    );
+    assert_eq!(r.body["choices"][0]["finish_reason"], "stop", "{what}: {r}");
+    let seen = t.claude.requests();
+    assert_eq!(seen.len(), before + 1);
+    let up = &seen[before].body;
+    assert_valid_messages_request(up, CLAUDE, &what);
+    let messages = up["messages"].as_array().unwrap();
+    assert_eq!(
+        messages.len(),
+        3,
+        "{what}: user, assistant (tool_use), user (tool_result): {up}"
+    );
+    let blocks = |i: usize| -> Vec<Value> {
+        messages[i]["content"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("{what}: messages[{i}].content must be blocks: {up}"))
+    };
+    let uses: Vec<Value> = blocks(1)
+        .into_iter()
+        .filter(|b| b["type"] == "tool_use")
+        .collect();
+    assert_eq!(
+        uses.len(),
+        1,
+        "{what}: the assistant turn carries the tool_use: {up}"
+    );
+    assert_eq!(uses[0]["id"], ANTHROPIC_TOOL_USE_ID, "{what}: {up}");
+    assert_eq!(uses[0]["name"], "get_weather", "{what}: {up}");
+    assert_eq!(
+        uses[0]["input"],
+        anthropic_tool_input(),
+        "{what}: the tool_use input is the parsed arguments: {up}"
+    );
+    assert_eq!(
+        anthropic_text(&messages[1]["content"]),
+        ANTHROPIC_TOOL_TEXT,
+        "{what}: the assistant's text is kept: {up}"
+    );
+    let results: Vec<Value> = blocks(2)
+        .into_iter()
+        .filter(|b| b["type"] == "tool_result")
+        .collect();
+    assert_eq!(
+        results.len(),
+        1,
+        "{what}: the tool message becomes a tool_result in a user turn: {up}"
+    );
+    assert_eq!(
+        results[0]["tool_use_id"], ANTHROPIC_TOOL_USE_ID,
+        "{what}: the tool_result answers the tool_use's id: {up}"
+    );
+    assert_eq!(
+        anthropic_text(&results[0]["content"]),
+        tool_result,
+        "{what}: the tool's result: {up}"
+    );
+    n_events += 1;
+    t.events(n_events, "the tool result turn's event").await;
+
+    // ---- Tool calls, streamed.
+    let mut streamed_tools = with_tools.clone();
+    streamed_tools["stream"] = json!(true);
+    let got = Streamed::receive(chat_request(&t.gw.url, &t.key, &streamed_tools)).await;
+    let what = format!("[{backend}] streamed tool call");
+    assert_eq!(got.status, 200, "{what}:\n{}", got.text);
+    let chunks = openai_chunks(&got.text, CLAUDE, &what);
+    assert_eq!(
+        sse_content(&got.text),
+        ANTHROPIC_TOOL_TEXT,
+        "{what}: the text before the tool call:\n{}",
+        got.text
+    );
+    assert_eq!(
+        finish_reasons(&chunks),
+        ["tool_calls"],
+        "{what}: exactly one finish_reason, tool_calls:\n{}",
+        got.text
+    );
+    let calls = reassembled_tool_calls(&chunks);
+    assert_eq!(calls.len(), 1, "{what}: one tool call:\n{}", got.text);
+    assert_eq!(
+        calls[0]["id"], ANTHROPIC_TOOL_USE_ID,
+        "{what}: {}",
+        got.text
+    );
+    assert_eq!(calls[0]["type"], "function", "{what}: {}", got.text);
+    assert_eq!(
+        calls[0]["function"]["name"], "get_weather",
+        "{what}: {}",
+        got.text
+    );
+    let arguments = calls[0]["function"]["arguments"].as_str().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(arguments).ok(),
+        Some(anthropic_tool_input()),
+        "{what}: the argument deltas must reassemble to the tool_use input (got `{arguments}`):\n{}",
+        got.text
+    );
+    n_events += 1;
+    let events = t.events(n_events, "the streamed tool call's event").await;
+    let e = &events[0];
+    assert_eq!(e["streamed"], true, "{what}: {e}");
+    assert_eq!(
+        e["input_tokens"], ANTHROPIC_STREAM_INPUT_TOKENS,
+        "{what}: {e}"
+    );
+    assert_eq!(
+        e["output_tokens"], ANTHROPIC_STREAM_OUTPUT_TOKENS,
+        "{what}: {e}"
+    );
+    assert_costs_something(e, &what);
+
+    // ---- Anthropic's errors reach the caller in OpenAI's shape, with
+    // Anthropic's status.
+    for (status, stream) in [(429, false), (429, true), (400, false), (529, false)] {
+        let what = format!("[{backend}] Anthropic answering {status} (stream: {stream})");
+        let mut sent = chat_body(CLAUDE, &anthropic_failure_prompt(status));
+        if stream {
+            sent["stream"] = json!(true);
+        }
+        let before = t.claude.count();
+        let r = chat(&t.gw.url, Some(&t.key), &sent).await;
+        assert_eq!(
+            t.claude.count(),
+            before + 1,
+            "{what}: the request reached Anthropic once"
+        );
+        assert_eq!(
+            r.status, status,
+            "{what}: the caller must get Anthropic's status: {r}"
+        );
+        assert!(
+            content_type(&r.headers).starts_with("application/json"),
+            "{what}: an error is a JSON body, not a stream: {:?}",
+            r.headers
+        );
+        let error = &r.body["error"];
+        assert!(
+            error.is_object() && r.body.get("type").is_none(),
+            "{what}: an OpenAI caller expects {{\"error\": {{\"message\", \"type\", …}}}}, got {r}"
+        );
+        assert_eq!(
+            error["message"],
+            anthropic_failure_message(status),
+            "{what}: Anthropic's message must reach the caller: {r}"
+        );
+        assert!(
+            error["type"].as_str().is_some_and(|s| !s.is_empty()),
+            "{what}: error.type: {r}"
+        );
+        n_events += 1;
+        let events = t.events(n_events, "the failed request's event").await;
+        let e = &events[0];
+        assert_eq!(e["verdict"], "error", "{what}: {e}");
+        assert_eq!(e["upstream_status"], status, "{what}: {e}");
+        assert_eq!(e["provider_target"], "anthropic", "{what}: {e}");
+        assert_eq!(e["streamed"], stream, "{what}: {e}");
+    }
+
+    // ---- What Anthropic cannot do is refused, naming the field, and never
+    // sent.
+    let before = t.claude.count();
+    for stream in [false, true] {
+        let what = format!("[{backend}] n: 2 (stream: {stream})");
+        let mut sent = chat_body(CLAUDE, "Two answers, please");
+        sent["n"] = json!(2);
+        if stream {
+            sent["stream"] = json!(true);
+        }
+        let r = chat(&t.gw.url, Some(&t.key), &sent).await;
+        assert_eq!(r.status, 400, "{what}: {r}");
+        r.assert_error_shape(&what);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .any(|word| word == "n"),
+            "{what}: the 400 must name the field `n`: {r}"
+        );
+        assert_eq!(
+            r.body["error"]["type"], "invalid_request_error",
+            "{what}: {r}"
+        );
+        n_events += 1;
+        let events = t.events(n_events, "the refused request's event").await;
+        assert_eq!(events[0]["verdict"], "error", "{what}: {}", events[0]);
+    }
+    assert_eq!(
+        t.claude.count(),
+        before,
+        "[{backend}] a request the translation refuses must not reach Anthropic"
+    );
+    assert_eq!(
+        t.s.standin.count(),
+        0,
+        "[{backend}] no claude-* request may go to the OpenAI target"
+    );
+
+    // The provider key never shows in the logs.
+    let logs = t.gw.stderr();
+    assert!(
+        !logs.contains(ANTHROPIC_KEY) && !logs.contains(&t.key),
+        "[{backend}] a key appears in the gateway logs:\n{logs}"
     );
 }

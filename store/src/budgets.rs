@@ -101,9 +101,14 @@ pub(crate) async fn balance(db: &Db, team_id: &str, now_ms: i64) -> Result<Balan
     })
 }
 
-/// Adds `amount_micros` (may be negative for a correction, never below
-/// what is already spent) to a team's wallet, creating it on first use, and
+/// Adds `amount_micros` (negative for a correction; the total allocated
+/// never goes below zero) to a team's wallet, creating it on first use, and
 /// appends the ledger entry. Returns the wallet after the change.
+/// How long after its first allocation a wallet starts to count: gateways
+/// re-read which teams have wallets every 5 s, and spend from before they
+/// knew is not charged to the wallet.
+pub const WALLET_EFFECTIVE_AFTER_MS: i64 = 6_000;
+
 pub(crate) async fn allocate(
     db: &Db,
     team_id: &str,
@@ -115,10 +120,11 @@ pub(crate) async fn allocate(
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query(
-            "insert into wallet (team_id, allocated_micros, spent_micros, created_at, updated_at) \
-             values ($1, 0, 0, $2, $2) on conflict (team_id) do nothing",
+            "insert into wallet (team_id, allocated_micros, spent_micros, effective_at, created_at, updated_at) \
+             values ($1, 0, 0, $2, $3, $3) on conflict (team_id) do nothing",
         )
         .bind(team_id)
+        .bind(now + WALLET_EFFECTIVE_AFTER_MS)
         .bind(now)
         .execute(&mut *tx)
         .await?;

@@ -113,8 +113,10 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
         // Rollup increments summed per row for the whole batch: one upsert
         // per (hour, team, gateway, model, verdict), not one per event.
         let mut sums: HashMap<RollupKey<'_>, RollupSum> = HashMap::new();
-        // Spend per (team, month) of the events actually inserted.
+        // Spend per (team, month) of the events actually inserted, and the
+        // events themselves per team (for the wallet).
         let mut spend: HashMap<(&str, i64), i64> = HashMap::new();
+        let mut charged: HashMap<&str, Vec<(i64, i64)>> = HashMap::new();
         for e in events {
             let inserted = sqlx::query(&insert)
                 .bind(&e.event_id)
@@ -156,6 +158,7 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
                 && e.cost_micros != 0
             {
                 *spend.entry((team, crate::month_start_ms(e.created_at))).or_default() += e.cost_micros;
+                charged.entry(team).or_default().push((e.created_at, e.cost_micros));
             }
             let sum = sums.entry(key).or_default();
             sum.requests += 1;
@@ -192,6 +195,24 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
                 .bind(cost)
                 .execute(&mut *tx)
                 .await?;
+            }
+        }
+        for (team, costs) in &charged {
+            let effective_at: Option<i64> =
+                sqlx::query_scalar("select effective_at from wallet where team_id = $1")
+                    .bind(team)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(effective_at) = effective_at else {
+                continue;
+            };
+            let cost: i64 = costs
+                .iter()
+                .filter(|(at, _)| *at >= effective_at)
+                .map(|(_, c)| c)
+                .sum();
+            if cost == 0 {
+                continue;
             }
             sqlx::query(
                 "update wallet set spent_micros = spent_micros + $2, updated_at = $3 where team_id = $1",

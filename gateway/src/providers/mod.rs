@@ -110,6 +110,13 @@ impl Provider {
         }
     }
 
+    /// Whether this target can serve a request in `format` (OpenAI-format
+    /// requests reach Anthropic targets through translation; the reverse is
+    /// not supported).
+    pub fn speaks(&self, format: ApiFormat) -> bool {
+        !matches!((self, format), (Provider::OpenAi(_), ApiFormat::Anthropic))
+    }
+
     pub fn is_demo(&self) -> bool {
         matches!(self, Provider::Demo)
     }
@@ -165,12 +172,21 @@ impl Provider {
 fn translate_answer(answer: Answer, model: &str) -> Answer {
     match answer {
         Answer::Complete { status, body } => {
-            let translated = if status.is_success() {
-                serde_json::from_slice::<serde_json::Value>(&body)
-                    .map(|v| crate::translate::messages_response_to_chat(&v))
-                    .unwrap_or_else(|_| crate::translate::error_to_openai(502, &body))
+            let (status, translated) = if status.is_success() {
+                match serde_json::from_slice::<serde_json::Value>(&body) {
+                    Ok(v) => (status, crate::translate::messages_response_to_chat(&v)),
+                    // A success that is not JSON (an HTML page from a wrong
+                    // base_url, say) is an upstream failure.
+                    Err(_) => (
+                        StatusCode::BAD_GATEWAY,
+                        crate::translate::error_to_openai(502, &body),
+                    ),
+                }
             } else {
-                crate::translate::error_to_openai(status.as_u16(), &body)
+                (
+                    status,
+                    crate::translate::error_to_openai(status.as_u16(), &body),
+                )
             };
             Answer::Complete {
                 status,

@@ -100,15 +100,16 @@ fn usd(micros: i64) -> f64 {
 }
 
 fn wallet_response(team_id: &str, b: &Balance) -> WalletResponse {
-    let (allocated, spent) = b
-        .wallet
-        .as_ref()
-        .map_or((0, 0), |w| (w.allocated_micros, w.spent_micros));
+    // Without a wallet, leases gateways hold for a monthly `cost_limit` are
+    // no concern of the (absent) wallet: all zeros.
+    let (allocated, spent, reserved) = b.wallet.as_ref().map_or((0, 0, 0), |w| {
+        (w.allocated_micros, w.spent_micros, b.reserved_micros)
+    });
     WalletResponse {
         team_id: team_id.to_owned(),
         allocated: usd(allocated),
         spent: usd(spent),
-        reserved: usd(b.reserved_micros),
+        reserved: usd(reserved),
         balance: usd(b.balance_micros()),
         has_wallet: b.wallet.is_some(),
     }

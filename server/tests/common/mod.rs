@@ -151,6 +151,30 @@ impl Install {
         KtProcess::start(cmd, "kt gateway").await
     }
 
+    /// Starts another replica of a gateway, as a second host would run it:
+    /// `kt gateway run --policy-config CONFIG` like [`Install::gateway`] (same
+    /// database, same config file, hence the same name), but with a data
+    /// directory of its own (its own event spool).
+    pub async fn gateway_replica(&self, config: &Path, extra: &[&str]) -> Replica {
+        let data_dir = tempfile::tempdir().unwrap();
+        let config = config.to_str().unwrap();
+        let mut args = vec![
+            "gateway",
+            "run",
+            "--policy-config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = self.command(&args);
+        cmd.env("KT_DATA_DIR", data_dir.path())
+            .current_dir(data_dir.path())
+            .env(UPSTREAM_KEY_VAR, UPSTREAM_KEY);
+        let process = KtProcess::start(cmd, "kt gateway").await;
+        Replica { process, data_dir }
+    }
+
     /// Runs a one-shot `kt` command to completion (60 s at most), feeding
     /// `stdin` when given.
     pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
@@ -182,6 +206,28 @@ impl Install {
             "`kt admin create-token` printed `{token}`, expected a kt_ak_… token"
         );
         token
+    }
+}
+
+/// A gateway replica with its own data directory ([`Install::gateway_replica`]);
+/// derefs to its process. The process is killed, then the directory removed,
+/// when dropped.
+pub struct Replica {
+    pub process: KtProcess,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Replica {
+    type Target = KtProcess;
+
+    fn deref(&self) -> &KtProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Replica {
+    fn deref_mut(&mut self) -> &mut KtProcess {
+        &mut self.process
     }
 }
 
@@ -1491,6 +1537,18 @@ impl Stack {
         let config = policies_config(&self.standin, policies);
         let path = self.install.write_config(name, &config);
         self.install.gateway(&path, &[]).await
+    }
+
+    /// Starts another replica of the gateway `name` started by
+    /// [`Stack::policy_gateway`]: same config file (so same name), same
+    /// database, its own data directory (its own spool).
+    pub async fn policy_gateway_replica(&self, name: &str) -> Replica {
+        let path = self.install.data_path().join(format!("{name}.yaml"));
+        assert!(
+            path.exists(),
+            "start the gateway `{name}` with policy_gateway before its replica"
+        );
+        self.install.gateway_replica(&path, &[]).await
     }
 
     /// Waits until the gateway `name` has recorded `n` events and returns

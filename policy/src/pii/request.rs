@@ -7,7 +7,10 @@
 //!   `tool`, …): a string, or a list of parts/blocks;
 //! - in such a list, every part's `text` string (`{"type": "text", "text": …}` in both
 //!   formats, and any other part type that carries text), and the `content` of nested blocks
-//!   such as Anthropic `tool_result` (a string or a list of text blocks).
+//!   such as Anthropic `tool_result` (a string or a list of text blocks);
+//! - tool calls the caller sends back in the conversation: OpenAI
+//!   `messages[].tool_calls[].function.arguments` (a JSON string) and every string inside an
+//!   Anthropic `tool_use` block's `input`.
 //!
 //! [`request_texts`] and [`redact_request`] visit exactly the same strings, so what is checked
 //! is what is redacted.
@@ -32,9 +35,51 @@ pub fn request_texts(body: &Value) -> Vec<&str> {
             if let Some(c) = m.get("content") {
                 content_texts(c, &mut out, 0);
             }
+            if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+                for call in calls {
+                    if let Some(Value::String(args)) = call.pointer("/function/arguments") {
+                        out.push(args);
+                    }
+                }
+            }
         }
     }
     out
+}
+
+/// Every string inside a tool call's `input` (Anthropic `tool_use`).
+fn input_texts<'a>(input: &'a Value, out: &mut Vec<&'a str>, depth: usize) {
+    match input {
+        Value::String(s) => out.push(s),
+        Value::Array(items) if depth < MAX_DEPTH => {
+            for item in items {
+                input_texts(item, out, depth + 1);
+            }
+        }
+        Value::Object(o) if depth < MAX_DEPTH => {
+            for v in o.values() {
+                input_texts(v, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn redact_input(input: &mut Value, redactor: &mut Redactor, depth: usize) {
+    match input {
+        Value::String(s) => redact_string(s, redactor),
+        Value::Array(items) if depth < MAX_DEPTH => {
+            for item in items {
+                redact_input(item, redactor, depth + 1);
+            }
+        }
+        Value::Object(o) if depth < MAX_DEPTH => {
+            for v in o.values_mut() {
+                redact_input(v, redactor, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn content_texts<'a>(content: &'a Value, out: &mut Vec<&'a str>, depth: usize) {
@@ -50,6 +95,9 @@ fn content_texts<'a>(content: &'a Value, out: &mut Vec<&'a str>, depth: usize) {
                         }
                         if let Some(c) = o.get("content") {
                             content_texts(c, out, depth + 1);
+                        }
+                        if let Some(input) = o.get("input") {
+                            input_texts(input, out, 0);
                         }
                     }
                     _ => {}
@@ -70,6 +118,13 @@ pub fn redact_request(body: &mut Value, redactor: &mut Redactor) {
         for m in messages {
             if let Some(c) = m.get_mut("content") {
                 redact_content(c, redactor, 0);
+            }
+            if let Some(calls) = m.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                for call in calls {
+                    if let Some(Value::String(args)) = call.pointer_mut("/function/arguments") {
+                        redact_string(args, redactor);
+                    }
+                }
             }
         }
     }
@@ -94,6 +149,9 @@ fn redact_content(content: &mut Value, redactor: &mut Redactor, depth: usize) {
                         }
                         if let Some(c) = o.get_mut("content") {
                             redact_content(c, redactor, depth + 1);
+                        }
+                        if let Some(input) = o.get_mut("input") {
+                            redact_input(input, redactor, 0);
                         }
                     }
                     _ => {}

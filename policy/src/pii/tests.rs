@@ -512,13 +512,22 @@ fn request_texts_cover_both_formats() {
                 {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
                 {"type": "text", "text": "part two"}
             ]},
-            {"role": "assistant", "content": null, "tool_calls": []},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "1", "type": "function",
+                 "function": {"name": "lookup", "arguments": "{\"email\":\"c@d.io\"}"}}
+            ]},
             {"role": "tool", "tool_call_id": "1", "content": "tool says 10.0.0.1"}
         ]
     });
     assert_eq!(
         request_texts(&openai),
-        ["sys a@b.io", "part one", "part two", "tool says 10.0.0.1"]
+        [
+            "sys a@b.io",
+            "part one",
+            "part two",
+            "{\"email\":\"c@d.io\"}",
+            "tool says 10.0.0.1"
+        ]
     );
     let anthropic = serde_json::json!({
         "model": "claude-sonnet-4-20250514",
@@ -527,7 +536,8 @@ fn request_texts_cover_both_formats() {
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": [
                 {"type": "text", "text": "calling"},
-                {"type": "tool_use", "id": "t", "name": "f", "input": {}}
+                {"type": "tool_use", "id": "t", "name": "f",
+                 "input": {"to": "e@f.io", "cc": ["g@h.io"], "n": 2}}
             ]},
             {"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": "t", "content": "result a@b.io"},
@@ -544,6 +554,9 @@ fn request_texts_cover_both_formats() {
             "be nice",
             "hi",
             "calling",
+            // object members in key order (cc, n, to)
+            "g@h.io",
+            "e@f.io",
             "result a@b.io",
             "nested 123-45-6789",
             "thanks"
@@ -566,7 +579,14 @@ fn redact_request_rewrites_exactly_the_texts() {
                 ]},
                 {"type": "text", "text": "clean"}
             ]},
-            {"role": "user", "content": "call +1 415 555 0132"}
+            {"role": "user", "content": "call +1 415 555 0132"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "u", "name": "mail", "input": {"to": "x@y.io"}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "v", "type": "function",
+                 "function": {"name": "mail", "arguments": "{\"to\":\"a@b.io\"}"}}
+            ]}
         ]
     });
     let mut r = Redactor::new(&[], &[]);
@@ -577,9 +597,16 @@ fn redact_request_rewrites_exactly_the_texts() {
             "sys [EMAIL_1]",
             "nested [SSN_1] and [EMAIL_1]",
             "clean",
-            "call [PHONE_1]"
+            "call [PHONE_1]",
+            "[EMAIL_2]",
+            "{\"to\":\"[EMAIL_1]\"}"
         ]
     );
+    // Redacted arguments are still the JSON the model expects.
+    let args = body["messages"][3]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(args).is_ok());
     // Not a text part: left alone.
     assert_eq!(body["metadata"]["user_id"], "a@b.io");
     assert_eq!(body["model"], "claude-x");

@@ -529,14 +529,25 @@ mod tests {
             assert_eq!(w.allocated_micros, 1_000);
             let g = lease(db, &req("h", t, 10, 10_000, None)).await.unwrap();
             assert_eq!(g.granted_micros, 10 + 495, "{}", tdb.name());
-            crate::events::insert_batch_for(db, &[crate::testing::event_for(t, 200)], Some("h"))
+            // Spend counts against the wallet from its effective time on.
+            let mut before = crate::testing::event_for(t, 70);
+            before.created_at = w.created_at;
+            let mut after = crate::testing::event_for(t, 200);
+            after.created_at = w.created_at + WALLET_EFFECTIVE_AFTER_MS;
+            let batch = [before, after];
+            crate::events::insert_batch_for(db, &batch, Some("h"))
+                .await
+                .unwrap();
+            // A retried batch (the spool replaying) changes nothing.
+            crate::events::insert_batch_for(db, &batch, Some("h"))
                 .await
                 .unwrap();
             let b = balance(db, t, crate::now_ms()).await.unwrap();
             let wallet = b.wallet.clone().unwrap();
             assert_eq!(wallet.spent_micros, 200, "{}", tdb.name());
-            assert_eq!(b.reserved_micros, 305, "{}", tdb.name());
-            assert_eq!(b.balance_micros(), 1_000 - 200 - 305, "{}", tdb.name());
+            // Both events' cost left the lease: 505 - 70 - 200.
+            assert_eq!(b.reserved_micros, 235, "{}", tdb.name());
+            assert_eq!(b.balance_micros(), 1_000 - 200 - 235, "{}", tdb.name());
             assert!(allocate(db, t, -5_000, "admin@kt", None).await.is_err());
             allocate(db, t, 500, "admin@kt", Some("top-up"))
                 .await

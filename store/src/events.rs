@@ -1,7 +1,7 @@
 //! Request events (one per gateway request, allowed or not) and the hourly
 //! rollup the console reads its totals from.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +9,9 @@ use crate::{Db, Result, with_pool};
 
 /// Length of a rollup bucket.
 pub const HOUR_MS: i64 = 3_600_000;
+/// Events per multi-row insert statement (21 columns each: well under the
+/// bind-parameter limits of SQLite and PostgreSQL).
+const INSERT_CHUNK: usize = 64;
 /// Most events one list call returns.
 pub const MAX_LIST_LIMIT: i64 = 1000;
 
@@ -94,11 +97,6 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
     if events.is_empty() {
         return Ok(());
     }
-    let insert = format!(
-        "insert into event ({COLUMNS}) values \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-         on conflict (event_id) do nothing"
-    );
     let rollup = "insert into event_rollup_hour \
         (bucket_start, team_id, gateway_id, model, verdict, requests, input_tokens, output_tokens, cost_micros, latency_ms_sum) \
         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -110,6 +108,44 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
         latency_ms_sum = event_rollup_hour.latency_ms_sum + excluded.latency_ms_sum";
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
+        // Multi-row inserts (one statement per INSERT_CHUNK events); the ids
+        // that come back are the events not stored before, so a retried
+        // batch never counts an event twice.
+        let mut inserted: HashSet<&str> = HashSet::with_capacity(events.len());
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::new(format!("insert into event ({COLUMNS}) "));
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(&e.event_id)
+                    .push_bind(e.created_at)
+                    .push_bind(&e.gateway_id)
+                    .push_bind(&e.gateway_name)
+                    .push_bind(&e.team_id)
+                    .push_bind(&e.token_id)
+                    .push_bind(&e.model)
+                    .push_bind(&e.provider_target)
+                    .push_bind(&e.provider_kind)
+                    .push_bind(&e.verdict)
+                    .push_bind(&e.reason)
+                    .push_bind(&e.policy)
+                    .push_bind(e.input_tokens)
+                    .push_bind(e.output_tokens)
+                    .push_bind(e.cost_micros)
+                    .push_bind(e.latency_ms)
+                    .push_bind(e.upstream_status)
+                    .push_bind(e.streamed)
+                    .push_bind(e.demo)
+                    .push_bind(&e.pii_entities)
+                    .push_bind(e.unpriced);
+            });
+            insert.push(" on conflict (event_id) do nothing returning event_id");
+            let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            for id in ids {
+                if let Some(e) = chunk.iter().find(|e| e.event_id == id) {
+                    inserted.insert(e.event_id.as_str());
+                }
+            }
+            // (`find` is linear, over at most INSERT_CHUNK events.)
+        }
         // Rollup increments summed per row for the whole batch: one upsert
         // per (hour, team, gateway, model, verdict), not one per event.
         let mut sums: HashMap<RollupKey<'_>, RollupSum> = HashMap::new();
@@ -118,33 +154,8 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
         let mut spend: HashMap<(&str, i64), i64> = HashMap::new();
         let mut charged: HashMap<&str, Vec<(i64, i64)>> = HashMap::new();
         for e in events {
-            let inserted = sqlx::query(&insert)
-                .bind(&e.event_id)
-                .bind(e.created_at)
-                .bind(&e.gateway_id)
-                .bind(&e.gateway_name)
-                .bind(&e.team_id)
-                .bind(&e.token_id)
-                .bind(&e.model)
-                .bind(&e.provider_target)
-                .bind(&e.provider_kind)
-                .bind(&e.verdict)
-                .bind(&e.reason)
-                .bind(&e.policy)
-                .bind(e.input_tokens)
-                .bind(e.output_tokens)
-                .bind(e.cost_micros)
-                .bind(e.latency_ms)
-                .bind(e.upstream_status)
-                .bind(e.streamed)
-                .bind(e.demo)
-                .bind(&e.pii_entities)
-                .bind(e.unpriced)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // A retried batch must not count an event twice.
-            if inserted == 0 {
+            // Counted once, even if the batch holds an id twice.
+            if !inserted.remove(e.event_id.as_str()) {
                 continue;
             }
             let key = (

@@ -32,6 +32,13 @@ use tokio::sync::mpsc;
 const BATCH_MAX: usize = 256;
 /// Longest wait between a request finishing and its event being stored.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// After a wake-up, the writer waits this long for more events, so busy
+/// gateways store events in batches rather than one transaction each.
+const LINGER: Duration = Duration::from_millis(50);
+/// A fully stored segment is replaced by a fresh one (and deleted) once it
+/// is this large; a restart replays at most this much already-stored log
+/// (skipped by event id).
+const ROTATE_STORED_BYTES: u64 = 1 << 20;
 /// A segment is closed (and a new one started) past this size.
 const SEGMENT_MAX_BYTES: u64 = 8 << 20;
 const RETRY_MIN: Duration = Duration::from_millis(200);
@@ -255,7 +262,10 @@ async fn writer(
         // stored one can go (keeps the log, and replays after a crash, short).
         let current = match shared.current.lock() {
             Ok(mut seg) => {
-                if seg.seq == cursor.seq && seg.bytes > 0 && seg.bytes == cursor.offset {
+                if seg.seq == cursor.seq
+                    && seg.bytes >= ROTATE_STORED_BYTES
+                    && seg.bytes == cursor.offset
+                {
                     match open_segment(&shared.dir, seg.seq + 1) {
                         Ok(fresh) => *seg = fresh,
                         Err(err) => {
@@ -279,9 +289,15 @@ async fn writer(
             return;
         }
         tokio::select! {
-            woke = wakeups.recv() => if woke.is_none() {
+            woke = wakeups.recv() => match woke {
                 // Every handle is gone: store what is left, then stop.
-                closing = true;
+                None => closing = true,
+                // Let a batch gather (unless it is already full).
+                Some(()) => {
+                    if shared.depth.load(Ordering::Relaxed) < BATCH_MAX as u64 {
+                        tokio::time::sleep(LINGER).await;
+                    }
+                }
             },
             () = tokio::time::sleep(FLUSH_EVERY) => {},
         }

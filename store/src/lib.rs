@@ -129,6 +129,10 @@ impl Db {
                 .map_err(|e| bad(e.to_string()))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                // WAL + NORMAL: a commit survives a crash of any process
+                // (not a power loss of the host), like the event spool; no
+                // fsync per transaction.
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let pool = SqlitePoolOptions::new()

@@ -31,8 +31,11 @@
 #   LG_CONNECTIONS=64    loadgen's connection pool size (rate)
 #   LG_TIMEOUT=10        seconds after its scheduled time a request is given
 #                        up and counted as a timeout (rate)
-#   TARGETS="direct kt kt-nopolicy litellm" (closed) / "direct kt litellm" (rate)
-#                        direct = nginx alone; kt = all four policies on;
+#   TARGETS="direct kt kt-nopolicy litellm" (closed) / "direct proxy kt litellm" (rate)
+#                        direct = nginx alone; proxy = a second nginx as a bare
+#                        reverse proxy hop in front of it (baseline: the cost
+#                        of any L7 hop; bench/nginx-proxy.conf.in, serves both
+#                        the plain and the streamed path); kt = all four policies on;
 #                        kt-nopolicy = kt with no policies (diagnostic; not
 #                        streamed in rate mode); litellm = LiteLLM proxy, one
 #                        worker
@@ -41,7 +44,7 @@
 #                        (default bench/target, so the team's target/ and its
 #                        build lock are not touched)
 #   LOAD_CPU=0 GW_CPU=1  cores for wrk/loadgen+nginx and for the gateway under test
-#   PORT_BASE=18080      ports PORT_BASE+1..+7 are used on 127.0.0.1
+#   PORT_BASE=18080      ports PORT_BASE+1..+8 are used on 127.0.0.1
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,7 +52,7 @@ ROOT=$(dirname "$BENCH_DIR")
 MODE=${MODE:-closed}
 case $MODE in
   closed) TARGETS=${TARGETS:-"direct kt kt-nopolicy litellm"} ;;
-  rate) TARGETS=${TARGETS:-"direct kt litellm"} ;;
+  rate) TARGETS=${TARGETS:-"direct proxy kt litellm"} ;;
   *) echo "MODE must be closed or rate, not '$MODE'" >&2; exit 2 ;;
 esac
 DURATION=${DURATION:-20}
@@ -69,6 +72,7 @@ LITELLM_PORT=$((PORT_BASE + 4))
 KT_NOPOL_PORT=$((PORT_BASE + 5))
 KT_STREAM_PORT=$((PORT_BASE + 6))
 LITELLM_STREAM_PORT=$((PORT_BASE + 7))
+PROXY_PORT=$((PORT_BASE + 8))
 LITELLM_VERSION=1.106.12   # never 1.82.7 / 1.82.8 (compromised releases)
 TARGET_DIR=${KT_BENCH_TARGET_DIR:-$BENCH_DIR/target}
 KT_BIN=${KT_BIN:-$TARGET_DIR/release/kt}
@@ -164,7 +168,8 @@ fi
 } >"$RUN/machine.txt"
 
 subst() { # file-in file-out
-  sed -e "s#BENCH_NGINX_PORT#$NGINX_PORT#g" -e "s#BENCH_OUT#$RUN#g" "$1" >"$2"
+  sed -e "s#BENCH_NGINX_PORT#$NGINX_PORT#g" -e "s#BENCH_PROXY_PORT#$PROXY_PORT#g" \
+    -e "s#BENCH_OUT#$RUN#g" "$1" >"$2"
 }
 
 # --- 3. stand-in provider: nginx on the load core ----------------------------
@@ -178,6 +183,18 @@ DIRECT_URL=http://127.0.0.1:$NGINX_PORT/v1/chat/completions
 DIRECT_STREAM_URL=http://127.0.0.1:$NGINX_PORT/v1s/chat/completions
 curl -fsS -o /dev/null -X POST -H 'content-type: application/json' -d '{}' "$DIRECT_URL"
 log "nginx up on $NGINX_PORT"
+
+# --- 3b. baseline hop: a second nginx as a bare reverse proxy, gateway core ---
+if has_target proxy; then
+  mkdir -p "$RUN/nginx-proxy"
+  subst "$BENCH_DIR/nginx-proxy.conf.in" "$RUN/nginx-proxy/nginx.conf"
+  taskset -c "$GW_CPU" "$NGINX" -p "$RUN/nginx-proxy" -c "$RUN/nginx-proxy/nginx.conf" \
+    >"$RUN/nginx-proxy/stdout.log" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  wait_port "$PROXY_PORT" 10
+  log "proxy (nginx) up on $PROXY_PORT"
+fi
 
 # --- 4. kt: data dir, gateway key, gateway(s) on the gateway core -------------
 export KT_DATA_DIR=$RUN/ktdata
@@ -198,7 +215,9 @@ if has_target kt || has_target kt-nopolicy; then
     -d "{\"name\":\"bench\",\"token_type\":\"gateway\",\"team_id\":\"$TEAM_ID\"}" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   kill -TERM "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
-  PIDS=("$NGINX_PID") # serve is gone: never signal its (reusable) pid again
+  # serve is gone: never signal its (reusable) pid again
+  PIDS=("$NGINX_PID")
+  has_target proxy && PIDS+=("$PROXY_PID")
   log "team $TEAM_ID and a gateway key created; kt serve stopped"
 
   start_kt() { # name config port
@@ -246,6 +265,8 @@ url_of() {
   case $1 in
     direct) echo "$DIRECT_URL" ;;
     direct-stream) echo "$DIRECT_STREAM_URL" ;;
+    proxy) echo "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" ;;
+    proxy-stream) echo "http://127.0.0.1:$PROXY_PORT/v1s/chat/completions" ;;
     kt) echo "http://127.0.0.1:$KT_PORT/v1/chat/completions" ;;
     kt-stream) echo "http://127.0.0.1:$KT_STREAM_PORT/v1/chat/completions" ;;
     kt-nopolicy) echo "http://127.0.0.1:$KT_NOPOL_PORT/v1/chat/completions" ;;
@@ -263,6 +284,7 @@ auth_of() {
 pid_of() {
   case $1 in
     direct | direct-stream) pgrep -P "$NGINX_PID" | head -1 ;; # the nginx worker
+    proxy | proxy-stream) pgrep -P "$PROXY_PID" | head -1 ;;    # its worker
     kt) echo "$PID_kt" ;;
     kt-stream) echo "$PID_kt_stream" ;;
     kt-nopolicy) echo "$PID_kt_nopolicy" ;;
@@ -401,8 +423,9 @@ fi
 # --- 7. peak memory, then stop everything ------------------------------------
 {
   for t in $INSTANCES; do
-    [[ $t == direct* ]] && continue
+    [[ $t == direct* || $t == proxy-stream ]] && continue # proxy: one process pair for both
     pid=$(pid_of "$t")
+    [[ $t == proxy ]] && pid=$PROXY_PID # master + worker
     hwm=0
     for p in $(tree "$pid"); do
       v=$(awk '/^VmHWM:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)

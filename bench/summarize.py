@@ -98,7 +98,23 @@ def rate_summary():
         print("Targets of the issue:\n")
         print("\n".join(checks))
         print()
-    print("direct = nginx stand-in alone. Latency is from each request's scheduled send time to its "
+    # kt against the floor of any proxy: a bare nginx reverse-proxy hop on the same core
+    hops = []
+    for s in streams:
+        k, p, d = by.get(("kt", s, 1000.0)), by.get(("proxy", s, 1000.0)), by.get(("direct", s, 1000.0))
+        if not (k and p and d and k.get("latency_ms") and p.get("latency_ms") and d.get("latency_ms")):
+            continue
+        k50, k99 = (k["latency_ms"][q] - d["latency_ms"][q] for q in ("p50", "p99"))
+        p50, p99 = (p["latency_ms"][q] - d["latency_ms"][q] for q in ("p50", "p99"))
+        hops.append(f"- at 1000 req/s, {'streamed' if s else 'not streamed'}: kt added p50 {k50:.3f} / p99 {k99:.3f} ms; "
+                    f"bare proxy hop added p50 {p50:.3f} / p99 {p99:.3f} ms; "
+                    f"kt beyond the hop p50 {k50 - p50:+.3f} / p99 {k99 - p99:+.3f} ms")
+    if hops:
+        print("kt vs a bare proxy hop (nginx, one worker, same core, upstream keep-alive):\n")
+        print("\n".join(hops))
+        print()
+    print("direct = nginx stand-in alone; proxy = a second nginx (one worker, on the gateway core) "
+          "as a bare reverse-proxy hop in front of it: the latency any L7 hop adds on this machine. Latency is from each request's scheduled send time to its "
           "last byte (queueing for a connection included); percentiles cover 2xx answers and timed-out "
           "requests (at the time given up). 'client lag' = scheduled time to the start of the request in "
           "loadgen (generator health: it should stay well below the latencies). 'server CPU' = CPU time "

@@ -41,7 +41,7 @@ use crate::keys::KeyCache;
 use crate::limiter::RateLimiter;
 use crate::metrics::Metrics;
 use crate::prices::Prices;
-use crate::runtime::Runtime;
+use crate::runtime::{ProviderContext, Runtime};
 use crate::spool::Spool;
 
 /// The version reported by `/health` and the fleet view.
@@ -70,6 +70,8 @@ pub struct Settings {
     pub spool_dir: std::path::PathBuf,
     /// Redis for fleet-wide rate limits (`KT_REDIS_URL`); default: the database.
     pub redis_url: Option<String>,
+    /// Opens console-stored provider secrets (`secret_key_ref.secret`).
+    pub master_key: Option<store::crypto::MasterKey>,
 }
 
 /// Shared state of a running gateway.
@@ -77,6 +79,9 @@ pub struct Gateway {
     pub name: String,
     pub gateway_id: String,
     runtime: RwLock<Arc<Runtime>>,
+    /// Secrets and provider defaults the runtime was built with.
+    provider_context: RwLock<Arc<ProviderContext>>,
+    master_key: Option<store::crypto::MasterKey>,
     reload_error: Mutex<Option<String>>,
     config_path: Option<std::path::PathBuf>,
     pub serve_teams: Option<HashSet<String>>,
@@ -98,6 +103,52 @@ impl Gateway {
             Ok(rt) => rt.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The secrets and provider defaults targets are built with now.
+    pub fn provider_context(&self) -> Arc<ProviderContext> {
+        match self.provider_context.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The team whose own secrets this gateway uses (when it serves one).
+    fn secrets_team(&self) -> Option<String> {
+        let teams = self.serve_teams.as_ref()?;
+        (teams.len() == 1)
+            .then(|| teams.iter().next().cloned())
+            .flatten()
+    }
+
+    /// Re-reads secrets and provider defaults; when they changed, rebuilds
+    /// the providers of the running config (a rotated key takes effect).
+    pub async fn refresh_providers(&self) {
+        let team = self.secrets_team();
+        let fresh = match ProviderContext::load(&self.db, self.master_key.as_ref(), team.as_deref())
+            .await
+        {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                tracing::warn!(error = %err, "re-reading provider secrets failed; keeping the current ones");
+                return;
+            }
+        };
+        if *self.provider_context() == fresh {
+            return;
+        }
+        let fresh = Arc::new(fresh);
+        let current = self.runtime();
+        self.swap_runtime(Runtime::new(
+            current.config.clone(),
+            current.hash.clone(),
+            &fresh,
+        ));
+        match self.provider_context.write() {
+            Ok(mut c) => *c = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        tracing::info!("provider secrets or defaults changed; targets rebuilt");
     }
 
     pub(crate) fn swap_runtime(&self, runtime: Runtime) {
@@ -140,7 +191,15 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         .with_context(|| format!("cannot listen on {listen}: is the port already in use?"))?;
     let addr = listener.local_addr()?;
 
-    let runtime = Runtime::new(settings.config, settings.config_hash);
+    let secrets_team = match &settings.serve_teams {
+        Some(teams) if teams.len() == 1 => teams.first().cloned(),
+        _ => None,
+    };
+    let provider_context =
+        ProviderContext::load(&db, settings.master_key.as_ref(), secrets_team.as_deref())
+            .await
+            .context("loading provider secrets and defaults")?;
+    let runtime = Runtime::new(settings.config, settings.config_hash, &provider_context);
     let demo = runtime.has_demo();
     let gateway_id = store::gateways::register(
         &db,
@@ -190,6 +249,8 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         name: settings.name,
         gateway_id,
         runtime: RwLock::new(Arc::new(runtime)),
+        provider_context: RwLock::new(Arc::new(provider_context)),
+        master_key: settings.master_key,
         reload_error: Mutex::new(None),
         config_path: settings.config_path,
         serve_teams: settings.serve_teams.map(|t| t.into_iter().collect()),
@@ -224,6 +285,7 @@ impl Running {
             tokio::spawn(heartbeat(gw.db.clone(), gw.gateway_id.clone())),
             tokio::spawn(gw.budgets.clone().refresh_forever()),
             tokio::spawn(gw.limiter.clone().sync_forever()),
+            tokio::spawn(refresh_providers_forever(gw.clone())),
             tokio::spawn(gw.prices.clone().refresh_forever()),
         ];
         if let Some(path) = gw.config_path.clone() {
@@ -249,6 +311,18 @@ impl Running {
             budgets.release().await;
         }
         served.context("serving HTTP")
+    }
+}
+
+/// How often secrets and provider defaults are re-read.
+const PROVIDERS_REFRESH_EVERY: Duration = Duration::from_secs(10);
+
+async fn refresh_providers_forever(gw: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(PROVIDERS_REFRESH_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        gw.refresh_providers().await;
     }
 }
 

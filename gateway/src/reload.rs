@@ -62,7 +62,7 @@ pub async fn check(gw: &Gateway, path: &std::path::Path) {
             {
                 tracing::warn!(error = %err, "reporting the new config hash failed");
             }
-            gw.swap_runtime(Runtime::new(config, hash.clone()));
+            gw.swap_runtime(Runtime::new(config, hash.clone(), &gw.provider_context()));
             gw.set_reload_error(None);
             tracing::info!(config_hash = %hash, "policy config reloaded");
         }

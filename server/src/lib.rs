@@ -21,6 +21,8 @@ use store::Db;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub db: Db,
+    /// Seals provider secrets (write-only through the API).
+    pub master_key: store::crypto::MasterKey,
     pub leptos_options: LeptosOptions,
 }
 

@@ -41,6 +41,106 @@ impl DbArgs {
     }
 }
 
+/// The file a development master key is kept in (when `KT_MASTER_KEY` is unset).
+pub const DEV_MASTER_KEY_FILE: &str = "master.key";
+
+/// Where the master key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// `KT_MASTER_KEY`.
+    Env,
+    /// A development key file in the data directory (created if missing).
+    DevFile,
+}
+
+impl DbArgs {
+    /// The master key secrets are sealed with: `KT_MASTER_KEY` (base64 of 32
+    /// bytes), else a development key generated into the data directory
+    /// (mode 0600) with a loud warning. A malformed `KT_MASTER_KEY` is
+    /// invalid input.
+    pub fn master_key(&self) -> Result<(store::crypto::MasterKey, KeySource), crate::cli::Failure> {
+        use crate::cli::Failure;
+        if let Ok(text) = std::env::var("KT_MASTER_KEY")
+            && !text.trim().is_empty()
+        {
+            let key = store::crypto::MasterKey::from_base64(&text).map_err(|why| {
+                Failure::Invalid(format!(
+                    "KT_MASTER_KEY is not a valid master key: {why}. Set it to base64 of 32 random bytes (`openssl rand -base64 32`)"
+                ))
+            })?;
+            return Ok((key, KeySource::Env));
+        }
+        ensure_private_dir(&self.data_dir)?;
+        let path = self.data_dir.join(DEV_MASTER_KEY_FILE);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let key = store::crypto::MasterKey::from_base64(&text).map_err(|why| {
+                Failure::Invalid(format!(
+                    "{} is not a valid master key ({why}); restore it, or set KT_MASTER_KEY",
+                    path.display()
+                ))
+            })?;
+            return Ok((key, KeySource::DevFile));
+        }
+        let (key, text) = store::crypto::MasterKey::generate();
+        write_private_file(&path, &format!("{text}\n"))?;
+        tracing::warn!(
+            "KT_MASTER_KEY is not set: generated a DEVELOPMENT master key in {} (mode 0600). \
+             Secrets are encrypted with it; in production set KT_MASTER_KEY (base64 of 32 bytes) \
+             from your secret manager, and keep it: without it stored secrets cannot be read",
+            path.display()
+        );
+        Ok((key, KeySource::DevFile))
+    }
+
+    /// The master key for a gateway worker: `KT_MASTER_KEY`, else the
+    /// development key file if the data directory has one (never generated
+    /// here). `None` (with a warning) when there is none, or when a
+    /// development key is not the installation's; a wrong `KT_MASTER_KEY`
+    /// is an error.
+    pub async fn gateway_master_key(
+        &self,
+        db: &store::Db,
+    ) -> Result<Option<store::crypto::MasterKey>, crate::cli::Failure> {
+        let env_set = std::env::var("KT_MASTER_KEY").is_ok_and(|v| !v.trim().is_empty());
+        if !env_set && !self.data_dir.join(DEV_MASTER_KEY_FILE).exists() {
+            return Ok(None);
+        }
+        match self.checked_master_key(db).await {
+            Ok(key) => Ok(Some(key)),
+            Err(crate::cli::Failure::Runtime(err)) if !env_set => {
+                tracing::warn!("{err:#}; console-stored secrets are unavailable to this gateway");
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// [`DbArgs::master_key`], checked against the key the database's secrets
+    /// are sealed with.
+    pub async fn checked_master_key(
+        &self,
+        db: &store::Db,
+    ) -> Result<store::crypto::MasterKey, crate::cli::Failure> {
+        let (key, source) = self.master_key()?;
+        store::secrets::check_master_key(db, &key)
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "{err} ({}): use the master key this installation was set up with",
+                    match source {
+                        KeySource::Env => "KT_MASTER_KEY".to_owned(),
+                        KeySource::DevFile => self
+                            .data_dir
+                            .join(DEV_MASTER_KEY_FILE)
+                            .display()
+                            .to_string(),
+                    }
+                )
+            })?;
+        Ok(key)
+    }
+}
+
 /// Creates `dir` (mode 0700 on Unix) if missing.
 pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)

@@ -138,3 +138,131 @@ mod tests {
         Ok(())
     }
 }
+
+/// The master key: AES-256-GCM-SIV over provider secrets at rest
+/// (`KT_MASTER_KEY`, base64 of 32 bytes). Never printed.
+#[derive(Clone)]
+pub struct MasterKey(aes_gcm_siv::Aes256GcmSiv);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(***)")
+    }
+}
+
+/// Bytes of a GCM-SIV nonce.
+const NONCE_LEN: usize = 12;
+
+impl MasterKey {
+    /// Parses base64 of exactly 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        use aes_gcm_siv::KeyInit;
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| format!("not base64 ({e})"))?;
+        if bytes.len() != 32 {
+            return Err(format!(
+                "{} bytes after base64 decoding; a master key is 32 bytes (generate one with `openssl rand -base64 32`)",
+                bytes.len()
+            ));
+        }
+        aes_gcm_siv::Aes256GcmSiv::new_from_slice(&bytes)
+            .map(MasterKey)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A new random key and its base64 form.
+    pub fn generate() -> (Self, String) {
+        use base64::Engine;
+        let bytes: [u8; 32] = rand::random();
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        match Self::from_base64(&text) {
+            Ok(key) => (key, text),
+            // 32 random bytes always make a key.
+            Err(_) => unreachable!("32 bytes are a valid AES-256 key"),
+        }
+    }
+
+    /// Encrypts `plaintext`, bound to `context` (e.g. the secret's name and
+    /// team): base64 of nonce ‖ ciphertext.
+    pub fn encrypt(&self, plaintext: &[u8], context: &[u8]) -> Result<String, StoreError> {
+        use aes_gcm_siv::aead::{Aead, Payload};
+        use base64::Engine;
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let sealed = self
+            .0
+            .encrypt(
+                aes_gcm_siv::Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
+            .map_err(|_| StoreError::Crypto("encryption failed".to_owned()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(base64::engine::general_purpose::STANDARD.encode(out))
+    }
+
+    /// Decrypts what [`MasterKey::encrypt`] produced with the same `context`;
+    /// fails when the key or the context differ.
+    pub fn decrypt(&self, sealed: &str, context: &[u8]) -> Result<Vec<u8>, StoreError> {
+        use aes_gcm_siv::aead::{Aead, Payload};
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| StoreError::Crypto("a stored secret is not valid base64".to_owned()))?;
+        if bytes.len() < NONCE_LEN {
+            return Err(StoreError::Crypto(
+                "a stored secret is truncated".to_owned(),
+            ));
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        self.0
+            .decrypt(
+                aes_gcm_siv::Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context,
+                },
+            )
+            .map_err(|_| {
+                StoreError::Crypto(
+                    "cannot decrypt a stored secret: KT_MASTER_KEY is not the key it was encrypted with".to_owned(),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod master_key_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_round_trip_only_with_the_same_key_and_context() {
+        let (key, text) = MasterKey::generate();
+        let sealed = key.encrypt(b"sk-live-123", b"openai-key/team-a").unwrap();
+        assert!(!sealed.contains("sk-live"));
+        assert_eq!(
+            key.decrypt(&sealed, b"openai-key/team-a").unwrap(),
+            b"sk-live-123"
+        );
+        assert!(key.decrypt(&sealed, b"openai-key/team-b").is_err());
+        let (other, _) = MasterKey::generate();
+        assert!(other.decrypt(&sealed, b"openai-key/team-a").is_err());
+        let again = MasterKey::from_base64(&text).unwrap();
+        assert_eq!(
+            again.decrypt(&sealed, b"openai-key/team-a").unwrap(),
+            b"sk-live-123"
+        );
+        assert!(
+            MasterKey::from_base64("c2hvcnQ=")
+                .unwrap_err()
+                .contains("32 bytes")
+        );
+        assert!(MasterKey::from_base64("not base64!").is_err());
+        assert!(!format!("{key:?}").contains(&text));
+    }
+}

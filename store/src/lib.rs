@@ -15,6 +15,7 @@ pub mod events;
 pub mod gateways;
 pub mod prices;
 mod scope;
+pub mod secrets;
 pub mod teams;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -6,11 +6,13 @@
 //! object looks exactly like one that does not exist.
 
 use crate::budgets::{Balance, WalletRow, WalletTransaction};
+use crate::crypto::MasterKey;
 use crate::events::{EventFilter, EventRow, Totals};
 use crate::gateways::GatewayRow;
+use crate::secrets::{ProviderDefault, SecretRow};
 use crate::teams::{NewTeam, Team};
 use crate::tokens::{CreatedToken, NewToken, TokenRow};
-use crate::{Db, Result, StoreError, budgets, events, gateways, teams, tokens};
+use crate::{Db, Result, StoreError, budgets, events, gateways, secrets, teams, tokens};
 
 /// Whose data a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,5 +154,59 @@ impl Scoped {
     ) -> Result<Vec<WalletTransaction>> {
         self.get_team(team_id).await?;
         budgets::transactions(&self.db, team_id, limit).await
+    }
+
+    /// The team a secret belongs to: `None` = org-wide, which needs the org
+    /// scope; another team's answers 404.
+    async fn secret_team(&self, team_id: Option<&str>) -> Result<String> {
+        match team_id {
+            None if self.scope == Scope::Org => Ok(String::new()),
+            None => Err(StoreError::Forbidden),
+            Some(team) => {
+                self.get_team(team).await?;
+                Ok(team.to_owned())
+            }
+        }
+    }
+
+    /// Stores or replaces a secret; `true` when it was new.
+    pub async fn put_secret(
+        &self,
+        key: &MasterKey,
+        name: &str,
+        team_id: Option<&str>,
+        value: &str,
+        actor: &str,
+    ) -> Result<(SecretRow, bool)> {
+        let team = self.secret_team(team_id).await?;
+        secrets::put(&self.db, key, name, &team, value, actor).await
+    }
+
+    /// Names of the secrets the caller may see (a team sees its own).
+    pub async fn list_secrets(&self) -> Result<Vec<SecretRow>> {
+        secrets::list(&self.db, self.scope.team_filter()).await
+    }
+
+    pub async fn delete_secret(&self, name: &str, team_id: Option<&str>) -> Result<()> {
+        let team = self.secret_team(team_id).await?;
+        secrets::delete(&self.db, name, &team).await
+    }
+
+    /// Org-wide provider defaults: org admins only.
+    pub async fn set_provider(
+        &self,
+        kind: &str,
+        base_url: Option<&str>,
+        secret_name: Option<&str>,
+        actor: &str,
+    ) -> Result<ProviderDefault> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        secrets::set_provider(&self.db, kind, base_url, secret_name, actor).await
+    }
+
+    pub async fn list_providers(&self) -> Result<Vec<ProviderDefault>> {
+        secrets::providers(&self.db).await
     }
 }

@@ -89,24 +89,37 @@ pub enum Provider {
 impl Provider {
     /// Builds the provider of `target`, reading its key from the environment
     /// once (a missing variable is reported at start-up and when used).
-    pub fn from_target(target: &Target) -> Provider {
-        let key = || openai::ApiKey::resolve(target.secret_key_ref.as_ref());
+    pub fn from_target(target: &Target, context: &crate::runtime::ProviderContext) -> Provider {
+        // A target without its own base_url / key uses the organisation's
+        // defaults for its kind.
+        let default = context.default_for(target.kind);
+        let key = || match (
+            &target.secret_key_ref,
+            default.and_then(|d| d.secret_name.clone()),
+        ) {
+            (Some(own), _) => openai::ApiKey::resolve(Some(own), context),
+            (None, Some(name)) => {
+                openai::ApiKey::resolve(Some(&policy::SecretKeyRef::Secret(name)), context)
+            }
+            (None, None) => openai::ApiKey::None,
+        };
+        let base_url = |vendor: &str| {
+            target
+                .base_url
+                .clone()
+                .or_else(|| default.and_then(|d| d.base_url.clone()))
+                .unwrap_or_else(|| vendor.to_owned())
+        };
         match target.kind {
             ProviderKind::Demo => Provider::Demo,
-            ProviderKind::OpenAi => {
-                let base_url = target
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| openai::DEFAULT_BASE_URL.to_owned());
-                Provider::OpenAi(openai::OpenAi::new(base_url, key()))
-            }
-            ProviderKind::Anthropic => {
-                let base_url = target
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| anthropic::DEFAULT_BASE_URL.to_owned());
-                Provider::Anthropic(anthropic::Anthropic::new(base_url, key()))
-            }
+            ProviderKind::OpenAi => Provider::OpenAi(openai::OpenAi::new(
+                base_url(openai::DEFAULT_BASE_URL),
+                key(),
+            )),
+            ProviderKind::Anthropic => Provider::Anthropic(anthropic::Anthropic::new(
+                base_url(anthropic::DEFAULT_BASE_URL),
+                key(),
+            )),
         }
     }
 

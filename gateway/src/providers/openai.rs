@@ -9,7 +9,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub enum ApiKey {
     Value(String),
     MissingEnv(String),
-    UnsupportedSecret(String),
+    /// `secret_key_ref.secret` names a secret that cannot be used (missing,
+    /// or unreadable: the reason).
+    MissingSecret(String, String),
     None,
 }
 
@@ -18,21 +20,33 @@ impl std::fmt::Debug for ApiKey {
         match self {
             ApiKey::Value(_) => f.write_str("ApiKey(***)"),
             ApiKey::MissingEnv(v) => write!(f, "ApiKey(missing env {v})"),
-            ApiKey::UnsupportedSecret(n) => write!(f, "ApiKey(secret {n})"),
+            ApiKey::MissingSecret(n, _) => write!(f, "ApiKey(missing secret {n})"),
             ApiKey::None => f.write_str("ApiKey(none)"),
         }
     }
 }
 
 impl ApiKey {
-    /// Resolves a target's `secret_key_ref` from the environment, once.
-    pub fn resolve(secret_ref: Option<&policy::SecretKeyRef>) -> ApiKey {
+    /// Resolves a target's `secret_key_ref`: from the environment, or from
+    /// the console-stored secrets the gateway loaded.
+    pub fn resolve(
+        secret_ref: Option<&policy::SecretKeyRef>,
+        context: &crate::runtime::ProviderContext,
+    ) -> ApiKey {
         match secret_ref {
             Some(policy::SecretKeyRef::Env(var)) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => ApiKey::Value(v),
                 _ => ApiKey::MissingEnv(var.clone()),
             },
-            Some(policy::SecretKeyRef::Secret(name)) => ApiKey::UnsupportedSecret(name.clone()),
+            Some(policy::SecretKeyRef::Secret(name)) => match context.secrets.get(name) {
+                Some(value) => ApiKey::Value(value.clone()),
+                None => ApiKey::MissingSecret(
+                    name.clone(),
+                    context.problem.clone().unwrap_or_else(|| {
+                        "no such secret for this gateway's team or the organisation: store it with POST /v1/secrets".to_owned()
+                    }),
+                ),
+            },
             None => ApiKey::None,
         }
     }
@@ -43,8 +57,8 @@ impl ApiKey {
             ApiKey::MissingEnv(var) => Some(format!(
                 "environment variable {var} (secret_key_ref.env) is not set: export it before starting the gateway"
             )),
-            ApiKey::UnsupportedSecret(name) => Some(format!(
-                "secret_key_ref.secret `{name}` needs console-stored secrets, which this build cannot read yet: use secret_key_ref.env"
+            ApiKey::MissingSecret(name, why) => Some(format!(
+                "secret_key_ref.secret `{name}` cannot be used: {why}"
             )),
             ApiKey::Value(_) | ApiKey::None => None,
         }

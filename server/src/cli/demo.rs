@@ -44,6 +44,7 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let db = args.db.connect().await?;
     crate::settings::ensure_private_dir(&args.db.data_dir)?;
+    let master_key = args.db.checked_master_key(&db).await?;
     let password = ensure_admin(&db, &args.db.data_dir).await?;
     let org = db.scoped(Scope::Org);
     let team = match store::teams::by_slug(&db, TEAM_SLUG)
@@ -71,18 +72,22 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         }
     };
     let loaded = super::gateway::load_config(&config_path)?;
+    let listen = format!("127.0.0.1:{}", args.gateway_port);
     let gateway = super::gateway::start(
         db.clone(),
         &args.db.data_dir.join("spool"),
         loaded,
-        "demo".to_owned(),
-        &[],
-        &format!("127.0.0.1:{}", args.gateway_port),
-        None,
+        super::gateway::WorkerOptions {
+            name: "demo".to_owned(),
+            team_slugs: &[],
+            listen: &listen,
+            redis_url: None,
+            master_key: Some(master_key.clone()),
+        },
     )
     .await?;
     let gateway_url = format!("http://{}", gateway.addr);
-    let console = super::serve::bind(db, &args.addr).await?;
+    let console = super::serve::bind(db, master_key, &args.addr).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

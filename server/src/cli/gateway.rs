@@ -69,16 +69,34 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, Failure> {
     })
 }
 
+/// How to run a gateway worker, besides its config.
+pub struct WorkerOptions<'a> {
+    /// Name in the fleet view.
+    pub name: String,
+    /// Serve only these teams' keys (slugs); empty = every team.
+    pub team_slugs: &'a [String],
+    /// HOST:PORT to listen on.
+    pub listen: &'a str,
+    /// Redis for fleet-wide rate limits; `None` = the database.
+    pub redis_url: Option<String>,
+    /// Opens console-stored provider secrets.
+    pub master_key: Option<store::crypto::MasterKey>,
+}
+
 /// Resolves team slugs and starts the worker.
 pub async fn start(
     db: store::Db,
     spool_dir: &Path,
     loaded: LoadedConfig,
-    name: String,
-    team_slugs: &[String],
-    listen: &str,
-    redis_url: Option<String>,
+    options: WorkerOptions<'_>,
 ) -> Result<gateway::Running, Failure> {
+    let WorkerOptions {
+        name,
+        team_slugs,
+        listen,
+        redis_url,
+        master_key,
+    } = options;
     let mut team_ids = Vec::new();
     for slug in team_slugs {
         let team = store::teams::by_slug(&db, slug)
@@ -99,6 +117,7 @@ pub async fn start(
         serve_teams: (!team_ids.is_empty()).then_some(team_ids),
         config_path: Some(loaded.path),
         redis_url,
+        master_key,
     };
     Ok(gateway::start(db, settings, listen).await?)
 }
@@ -116,6 +135,7 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
     // Validate the config before touching the database.
     let loaded = load_config(&args.policy_config)?;
     let db = args.db.connect().await?;
+    let master_key = args.db.gateway_master_key(&db).await?;
     let name = args
         .name
         .clone()
@@ -124,10 +144,13 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
         db,
         &args.db.data_dir.join("spool"),
         loaded,
-        name,
-        &args.teams,
-        &listen,
-        args.redis_url.clone(),
+        WorkerOptions {
+            name,
+            team_slugs: &args.teams,
+            listen: &listen,
+            redis_url: args.redis_url.clone(),
+            master_key,
+        },
     )
     .await?;
     println!("kt gateway: listening on http://{}", running.addr);

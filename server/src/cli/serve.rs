@@ -24,9 +24,14 @@ pub struct Bound {
 }
 
 /// Connects, migrates, builds the app and binds the address.
-pub async fn bind(db: store::Db, addr: &str) -> anyhow::Result<Bound> {
+pub async fn bind(
+    db: store::Db,
+    master_key: store::crypto::MasterKey,
+    addr: &str,
+) -> anyhow::Result<Bound> {
     let state = AppState {
         db,
+        master_key,
         leptos_options: console::leptos_options(),
     };
     let router = crate::app(state).await?;
@@ -55,7 +60,8 @@ impl Bound {
 
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let db = args.db.connect().await?;
-    let bound = bind(db, &args.addr).await?;
+    let key = args.db.checked_master_key(&db).await?;
+    let bound = bind(db, key, &args.addr).await?;
     println!("kt serve: listening on {}", bound.url);
     bound.serve(super::shutdown_signal()).await?;
     Ok(())

@@ -8,6 +8,7 @@ pub mod events;
 pub mod gateways;
 pub mod json;
 pub mod prices;
+pub mod secrets;
 pub mod teams;
 pub mod tokens;
 pub mod wallets;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(gateways::router())
         .merge(prices::router())
+        .merge(secrets::router())
         .merge(wallets::router())
         .fallback(|| async {
             error::ApiError::NotFound(

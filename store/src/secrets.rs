@@ -1,0 +1,307 @@
+//! Provider secrets (write-only, AES-256-GCM-SIV at rest under the master
+//! key) and organisation-wide provider defaults.
+//!
+//! A secret is sealed together with its name and team as associated data, so
+//! a sealed value copied to another row does not decrypt. Nothing here ever
+//! returns a value to the API: only gateways resolve them ([`resolve`]).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::crypto::MasterKey;
+use crate::{Db, Result, StoreError, new_id, now_ms, with_pool};
+
+/// A secret as listed: never its value.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+pub struct SecretRow {
+    pub secret_id: String,
+    pub name: String,
+    /// `""` for an org-wide secret.
+    pub team_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+/// Organisation-wide defaults for a provider kind.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+pub struct ProviderDefault {
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub secret_name: Option<String>,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+const MASTER_KEY_CHECK: &str = "master_key_check";
+const CHECK_PLAINTEXT: &[u8] = b"kt master key check";
+
+/// Checks that `key` is the key this installation's secrets are sealed with
+/// (recording it on first use). A different key is an error that says so.
+pub async fn check_master_key(db: &Db, key: &MasterKey) -> Result<()> {
+    let stored: Option<String> = with_pool!(db, pool => {
+        sqlx::query_scalar("select value from kt_meta where name = $1")
+            .bind(MASTER_KEY_CHECK)
+            .fetch_optional(pool)
+            .await
+    })?;
+    match stored {
+        Some(sealed) => key
+            .decrypt(&sealed, MASTER_KEY_CHECK.as_bytes())
+            .map(|_| ()),
+        None => {
+            let sealed = key.encrypt(CHECK_PLAINTEXT, MASTER_KEY_CHECK.as_bytes())?;
+            with_pool!(db, pool => {
+                sqlx::query("insert into kt_meta (name, value) values ($1, $2) on conflict (name) do nothing")
+                    .bind(MASTER_KEY_CHECK)
+                    .bind(sealed)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            })?;
+            Ok(())
+        }
+    }
+}
+
+fn context(name: &str, team_id: &str) -> Vec<u8> {
+    format!("secret:{team_id}:{name}").into_bytes()
+}
+
+/// Secret names: letters, digits, `_`, `-`, `.`; 1 to 64 characters.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Stores (or replaces) a secret; `true` when it was new.
+pub(crate) async fn put(
+    db: &Db,
+    key: &MasterKey,
+    name: &str,
+    team_id: &str,
+    value: &str,
+    actor: &str,
+) -> Result<(SecretRow, bool)> {
+    if !valid_name(name) {
+        return Err(StoreError::Invalid(format!(
+            "`{name}` is not a valid secret name: use 1 to 64 letters, digits, `_`, `-` or `.`"
+        )));
+    }
+    let sealed = key.encrypt(value.as_bytes(), &context(name, team_id))?;
+    let now = now_ms();
+    let existed = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let existed: Option<String> = sqlx::query_scalar(
+            "select secret_id from secret where name = $1 and team_id = $2",
+        )
+        .bind(name)
+        .bind(team_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match &existed {
+            Some(id) => {
+                sqlx::query("update secret set sealed = $2, updated_at = $3, updated_by = $4 where secret_id = $1")
+                    .bind(id)
+                    .bind(&sealed)
+                    .bind(now)
+                    .bind(actor)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query(
+                    "insert into secret (secret_id, name, team_id, sealed, created_at, updated_at, updated_by) \
+                     values ($1, $2, $3, $4, $5, $5, $6)",
+                )
+                .bind(new_id())
+                .bind(name)
+                .bind(team_id)
+                .bind(&sealed)
+                .bind(now)
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(existed.is_some())
+    })?;
+    let row = get(db, name, team_id).await?.ok_or(StoreError::NotFound)?;
+    Ok((row, !existed))
+}
+
+const COLUMNS: &str = "secret_id, name, team_id, created_at, updated_at, updated_by";
+
+pub(crate) async fn get(db: &Db, name: &str, team_id: &str) -> Result<Option<SecretRow>> {
+    let sql = format!("select {COLUMNS} from secret where name = $1 and team_id = $2");
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, SecretRow>(&sql).bind(name).bind(team_id).fetch_optional(pool).await
+    })?)
+}
+
+/// Secrets of one team (`Some`) or all (`None`), names only.
+pub(crate) async fn list(db: &Db, team_filter: Option<&str>) -> Result<Vec<SecretRow>> {
+    let sql = format!(
+        "select {COLUMNS} from secret where ($1 is null or team_id = $1) order by team_id, name"
+    );
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, SecretRow>(&sql).bind(team_filter).fetch_all(pool).await
+    })?)
+}
+
+pub(crate) async fn delete(db: &Db, name: &str, team_id: &str) -> Result<()> {
+    let deleted = with_pool!(db, pool => {
+        sqlx::query("delete from secret where name = $1 and team_id = $2")
+            .bind(name)
+            .bind(team_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    if deleted == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// The secret values a gateway may use, decrypted: org-wide ones, replaced
+/// by the team's own of the same name when the gateway serves one team.
+pub async fn resolve(
+    db: &Db,
+    key: &MasterKey,
+    team_id: Option<&str>,
+) -> Result<HashMap<String, String>> {
+    let rows: Vec<(String, String, String)> = with_pool!(db, pool => {
+        sqlx::query_as("select name, team_id, sealed from secret where team_id = '' or team_id = $1 order by team_id")
+            .bind(team_id.unwrap_or(""))
+            .fetch_all(pool)
+            .await
+    })?;
+    let mut out = HashMap::new();
+    // Org-wide rows ('') sort first, so a team's own secret wins.
+    for (name, team, sealed) in rows {
+        let value = key.decrypt(&sealed, &context(&name, &team))?;
+        let value = String::from_utf8(value)
+            .map_err(|_| StoreError::Crypto(format!("secret `{name}` is not UTF-8")))?;
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+/// Sets the defaults for a provider kind.
+pub(crate) async fn set_provider(
+    db: &Db,
+    kind: &str,
+    base_url: Option<&str>,
+    secret_name: Option<&str>,
+    actor: &str,
+) -> Result<ProviderDefault> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "insert into provider_default (kind, base_url, secret_name, updated_at, updated_by) \
+             values ($1, $2, $3, $4, $5) on conflict (kind) do update set base_url = excluded.base_url, \
+             secret_name = excluded.secret_name, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(kind)
+        .bind(base_url)
+        .bind(secret_name)
+        .bind(now_ms())
+        .bind(actor)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    providers(db)
+        .await?
+        .into_iter()
+        .find(|p| p.kind == kind)
+        .ok_or(StoreError::NotFound)
+}
+
+/// Every provider default (not tenant data: gateways of all teams use them).
+pub async fn providers(db: &Db) -> Result<Vec<ProviderDefault>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, ProviderDefault>(
+            "select kind, base_url, secret_name, updated_at, updated_by from provider_default order by kind",
+        )
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn secrets_are_sealed_write_only_and_team_ones_win() {
+        for tdb in crate::testing::backends().await {
+            let db = &tdb.db;
+            let (key, _) = MasterKey::generate();
+            check_master_key(db, &key).await.unwrap();
+            check_master_key(db, &key).await.unwrap();
+            let (wrong, _) = MasterKey::generate();
+            assert!(
+                check_master_key(db, &wrong).await.is_err(),
+                "{}",
+                tdb.name()
+            );
+
+            let (row, created) = put(db, &key, "openai", "", "sk-org", "admin")
+                .await
+                .unwrap();
+            assert!(created);
+            assert_eq!(row.team_id, "");
+            let (_, created) = put(db, &key, "openai", "team-a", "sk-team-a", "lead")
+                .await
+                .unwrap();
+            assert!(created);
+            let (_, created) = put(db, &key, "openai", "team-a", "sk-team-a-2", "lead")
+                .await
+                .unwrap();
+            assert!(!created, "replaced, not added");
+            assert!(put(db, &key, "bad name", "", "x", "a").await.is_err());
+
+            // Stored sealed: the value appears nowhere in clear.
+            let sealed: Vec<String> = with_pool!(db, pool => {
+                sqlx::query_scalar("select sealed from secret").fetch_all(pool).await
+            })
+            .unwrap();
+            assert!(sealed.iter().all(|s| !s.contains("sk-")), "{}", tdb.name());
+
+            let org = resolve(db, &key, None).await.unwrap();
+            assert_eq!(org.get("openai").map(String::as_str), Some("sk-org"));
+            let team = resolve(db, &key, Some("team-a")).await.unwrap();
+            assert_eq!(team.get("openai").map(String::as_str), Some("sk-team-a-2"));
+            let other = resolve(db, &key, Some("team-b")).await.unwrap();
+            assert_eq!(other.get("openai").map(String::as_str), Some("sk-org"));
+            assert!(resolve(db, &wrong, None).await.is_err());
+
+            assert_eq!(list(db, Some("team-a")).await.unwrap().len(), 1);
+            assert_eq!(list(db, None).await.unwrap().len(), 2);
+            delete(db, "openai", "team-a").await.unwrap();
+            assert!(matches!(
+                delete(db, "openai", "team-a").await,
+                Err(StoreError::NotFound)
+            ));
+
+            let p = set_provider(
+                db,
+                "openai",
+                Some("https://llm.internal/v1"),
+                Some("openai"),
+                "admin",
+            )
+            .await
+            .unwrap();
+            assert_eq!(p.base_url.as_deref(), Some("https://llm.internal/v1"));
+            assert_eq!(providers(db).await.unwrap().len(), 1);
+            tdb.cleanup().await;
+        }
+    }
+}

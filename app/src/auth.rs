@@ -87,6 +87,9 @@ pub async fn require_user() -> Result<(User, store::Scoped), ServerFnError> {
         // A user without a team and without the admin role sees nothing.
         (_, None) => store::Scope::Team(String::new()),
     };
-    let scoped = state()?.db.scoped(scope);
+    let scoped = state()?
+        .db
+        .scoped(scope)
+        .acting_as(format!("{} (console)", user.email));
     Ok((user, scoped))
 }

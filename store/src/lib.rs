@@ -9,6 +9,7 @@
 //! Reads and writes that belong to a tenant go through [`Scoped`], which
 //! applies the caller's [`Scope`] in one place.
 
+pub mod audit;
 pub mod budgets;
 pub mod crypto;
 pub mod events;

@@ -5,14 +5,17 @@
 //! see another team's rows: they are filtered out in SQL, so another team's
 //! object looks exactly like one that does not exist.
 
+use serde_json::json;
+
+use crate::audit::{AuditFilter, AuditRow};
 use crate::budgets::{Balance, WalletRow, WalletTransaction};
 use crate::crypto::MasterKey;
-use crate::events::{EventFilter, EventRow, Totals};
+use crate::events::{EventFilter, EventGroup, EventPage, EventRow, GroupBy, Totals};
 use crate::gateways::GatewayRow;
 use crate::secrets::{ProviderDefault, SecretRow};
 use crate::teams::{NewTeam, Team};
 use crate::tokens::{CreatedToken, NewToken, TokenRow};
-use crate::{Db, Result, StoreError, budgets, events, gateways, secrets, teams, tokens};
+use crate::{Db, Result, StoreError, audit, budgets, events, gateways, secrets, teams, tokens};
 
 /// Whose data a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +49,57 @@ impl Scope {
 pub struct Scoped {
     db: Db,
     scope: Scope,
+    /// Who acts, as recorded in the audit log.
+    actor: String,
 }
 
 impl Scoped {
     pub(crate) fn new(db: Db, scope: Scope) -> Self {
-        Self { db, scope }
+        Self {
+            db,
+            scope,
+            actor: "system".to_owned(),
+        }
+    }
+
+    /// The same handle, recording its changes as made by `actor` (a token's
+    /// name and id, a console user's email).
+    pub fn acting_as(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// Records a change in the audit log. The change itself is already made,
+    /// so a failure to record is logged, not returned.
+    pub async fn audit(
+        &self,
+        team_id: Option<&str>,
+        action: &str,
+        target: (&str, &str),
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) {
+        let change = audit::Change {
+            actor: &self.actor,
+            team_id,
+            action,
+            target_type: target.0,
+            target_id: target.1,
+            before,
+            after,
+        };
+        if let Err(err) = audit::record(&self.db, change).await {
+            tracing::error!(error = %err, action, "recording an audit entry failed");
+        }
+    }
+
+    /// Audit entries the caller may see (a team sees its own team's).
+    pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
+        audit::list(&self.db, self.scope.team_filter(), filter).await
     }
 
     pub fn scope(&self) -> &Scope {
@@ -81,7 +130,16 @@ impl Scoped {
         if self.scope != Scope::Org {
             return Err(StoreError::Forbidden);
         }
-        teams::create(&self.db, new).await
+        let team = teams::create(&self.db, new).await?;
+        self.audit(
+            Some(&team.team_id),
+            "team.create",
+            ("team", &team.team_id),
+            None,
+            Some(json!({"name": team.name, "slug": team.slug})),
+        )
+        .await;
+        Ok(team)
     }
 
     /// Creates a token. A team-scoped caller may only create tokens of its own
@@ -93,7 +151,17 @@ impl Scoped {
                 None => StoreError::Forbidden,
             });
         }
-        tokens::create(&self.db, new).await
+        let created = tokens::create(&self.db, new).await?;
+        let row = &created.row;
+        self.audit(
+            row.team_id.as_deref(),
+            "token.create",
+            ("token", &row.token_id),
+            None,
+            Some(json!({"name": row.name, "token_type": row.token_type, "team_id": row.team_id, "prefix": row.prefix})),
+        )
+        .await;
+        Ok(created)
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>> {
@@ -101,7 +169,16 @@ impl Scoped {
     }
 
     pub async fn revoke_token(&self, token_id: &str) -> Result<TokenRow> {
-        tokens::revoke(&self.db, token_id, self.scope.team_filter()).await
+        let row = tokens::revoke(&self.db, token_id, self.scope.team_filter()).await?;
+        self.audit(
+            row.team_id.as_deref(),
+            "token.revoke",
+            ("token", &row.token_id),
+            Some(json!({"name": row.name, "revoked": false})),
+            Some(json!({"name": row.name, "revoked": true})),
+        )
+        .await;
+        Ok(row)
     }
 
     pub async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRow>> {
@@ -139,7 +216,22 @@ impl Scoped {
         teams::get(&self.db, team_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        budgets::allocate(&self.db, team_id, amount_micros, actor, reason).await
+        let before = budgets::balance(&self.db, team_id, crate::now_ms())
+            .await?
+            .wallet
+            .map(
+                |w| json!({"allocated_micros": w.allocated_micros, "spent_micros": w.spent_micros}),
+            );
+        let wallet = budgets::allocate(&self.db, team_id, amount_micros, actor, reason).await?;
+        self.audit(
+            Some(team_id),
+            "wallet.allocate",
+            ("wallet", team_id),
+            before,
+            Some(json!({"allocated_micros": wallet.allocated_micros, "spent_micros": wallet.spent_micros, "amount_micros": amount_micros, "reason": reason})),
+        )
+        .await;
+        Ok(wallet)
     }
 
     pub async fn wallet_balance(&self, team_id: &str) -> Result<Balance> {
@@ -179,7 +271,22 @@ impl Scoped {
         actor: &str,
     ) -> Result<(SecretRow, bool)> {
         let team = self.secret_team(team_id).await?;
-        secrets::put(&self.db, key, name, &team, value, actor).await
+        let (row, created) = secrets::put(&self.db, key, name, &team, value, actor).await?;
+        // The value never enters the audit log: only that it changed.
+        let masked = json!({"name": name, "team_id": team_id, "value": "***"});
+        self.audit(
+            team_id,
+            if created {
+                "secret.create"
+            } else {
+                "secret.replace"
+            },
+            ("secret", name),
+            (!created).then(|| masked.clone()),
+            Some(masked),
+        )
+        .await;
+        Ok((row, created))
     }
 
     /// Names of the secrets the caller may see (a team sees its own).
@@ -189,7 +296,16 @@ impl Scoped {
 
     pub async fn delete_secret(&self, name: &str, team_id: Option<&str>) -> Result<()> {
         let team = self.secret_team(team_id).await?;
-        secrets::delete(&self.db, name, &team).await
+        secrets::delete(&self.db, name, &team).await?;
+        self.audit(
+            team_id,
+            "secret.delete",
+            ("secret", name),
+            Some(json!({"name": name, "team_id": team_id, "value": "***"})),
+            None,
+        )
+        .await;
+        Ok(())
     }
 
     /// Org-wide provider defaults: org admins only.
@@ -203,10 +319,35 @@ impl Scoped {
         if self.scope != Scope::Org {
             return Err(StoreError::Forbidden);
         }
-        secrets::set_provider(&self.db, kind, base_url, secret_name, actor).await
+        let before = secrets::providers(&self.db)
+            .await?
+            .into_iter()
+            .find(|p| p.kind == kind)
+            .map(|p| json!({"base_url": p.base_url, "secret": p.secret_name}));
+        let row = secrets::set_provider(&self.db, kind, base_url, secret_name, actor).await?;
+        self.audit(
+            None,
+            "provider.set",
+            ("provider", kind),
+            before,
+            Some(json!({"base_url": row.base_url, "secret": row.secret_name})),
+        )
+        .await;
+        Ok(row)
     }
 
     pub async fn list_providers(&self) -> Result<Vec<ProviderDefault>> {
         secrets::providers(&self.db).await
+    }
+
+    /// One page of events, newest first, and where the next page starts.
+    pub async fn list_events_page(&self, filter: &EventFilter) -> Result<EventPage> {
+        events::page(&self.db, self.scope.team_filter(), filter).await
+    }
+
+    /// Event totals per gateway, team, model or UTC day, from the hourly
+    /// rollup over whole hours, highest cost first (days: oldest first).
+    pub async fn group_events(&self, by: GroupBy, filter: &EventFilter) -> Result<Vec<EventGroup>> {
+        events::group(&self.db, self.scope.team_filter(), by, filter).await
     }
 }

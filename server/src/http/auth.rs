@@ -70,10 +70,11 @@ impl FromRequestParts<AppState> for ApiCaller {
             None => Scope::Org,
             Some(team) => Scope::Team(team),
         };
+        let actor = format!("{} (token {})", token.name, token.token_id);
         Ok(ApiCaller {
             token_id: token.token_id,
             token_name: token.name,
-            scoped: state.db.scoped(scope),
+            scoped: state.db.scoped(scope).acting_as(actor),
         })
     }
 }

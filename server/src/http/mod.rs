@@ -2,6 +2,7 @@
 //! router; authentication is an extractor ([`auth::ApiCaller`]) and every
 //! error renders through [`error::ApiError`].
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
@@ -26,6 +27,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(teams::router())
+        .merge(audit::router())
         .merge(tokens::router())
         .merge(events::router())
         .merge(gateways::router())

@@ -144,5 +144,16 @@ async fn set_price(
     )
     .await
     .map_err(|e| ApiError::from_store(e, "a price for this model at this time"))?;
-    Ok(Json(row.into()))
+    let response = PriceResponse::from(row);
+    caller
+        .scoped
+        .audit(
+            None,
+            "price.set",
+            ("price", &response.model),
+            None,
+            serde_json::to_value(&response).ok(),
+        )
+        .await;
+    Ok(Json(response))
 }

@@ -192,6 +192,29 @@ pub async fn resolve(
     Ok(out)
 }
 
+/// Decrypts every stored secret (of every team) and returns how many there
+/// are: `kt doctor`'s proof that the master key opens them all.
+pub async fn verify_all(db: &Db, key: &MasterKey) -> Result<usize> {
+    let rows: Vec<(String, String, String)> = with_pool!(db, pool => {
+        sqlx::query_as("select name, team_id, sealed from secret")
+            .fetch_all(pool)
+            .await
+    })?;
+    for (name, team, sealed) in &rows {
+        key.decrypt(sealed, &context(name, team)).map_err(|_| {
+            StoreError::Crypto(format!(
+                "secret `{name}`{} cannot be decrypted with this master key",
+                if team.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of team {team}")
+                }
+            ))
+        })?;
+    }
+    Ok(rows.len())
+}
+
 /// Sets the defaults for a provider kind.
 pub(crate) async fn set_provider(
     db: &Db,

@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod demo;
+pub mod doctor;
+pub mod events;
 pub mod gateway;
 pub mod lint;
 pub mod serve;
@@ -30,8 +32,13 @@ pub enum Command {
     /// Administration: users and org-admin tokens.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Diagnose the installation: database, master key, configs, fleet, API.
+    Doctor(doctor::DoctorArgs),
     /// Quick start: console + a bundled gateway with the built-in demo provider.
     Demo(demo::DemoArgs),
+    /// Request events through the control-plane API.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 /// How a command failed.
@@ -61,6 +68,8 @@ impl Cli {
             }
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Events(cmd) => events::run(cmd).await,
         }
     }
 }

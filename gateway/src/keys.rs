@@ -4,7 +4,7 @@
 //! early refresh (at most once per [`MISS_REFRESH_MIN`]); a revoked key stops
 //! working within one [`REFRESH_EVERY`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,8 @@ pub enum Lookup {
 struct Entry {
     info: Option<KeyInfo>,
     revoked: bool,
+    /// Unix ms after which the key no longer works.
+    expires_at: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -39,6 +41,8 @@ pub struct KeyCache {
     db: Db,
     keys: Arc<RwLock<HashMap<String, Entry>>>,
     last_refresh: Arc<Mutex<Instant>>,
+    /// Keys used since the last refresh (reported then, in one batch).
+    used: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl KeyCache {
@@ -48,12 +52,23 @@ impl KeyCache {
             db,
             keys: Arc::default(),
             last_refresh: Arc::new(Mutex::new(Instant::now())),
+            used: Arc::default(),
         };
         cache.refresh().await?;
         Ok(cache)
     }
 
     pub async fn refresh(&self) -> store::Result<()> {
+        let used: Vec<String> = self
+            .used
+            .lock()
+            .map(|mut u| u.drain().collect())
+            .unwrap_or_default();
+        if !used.is_empty()
+            && let Err(err) = store::tokens::touch(&self.db, &used, store::now_ms()).await
+        {
+            tracing::warn!(error = %err, "recording gateway keys' last use failed");
+        }
         let rows = store::tokens::gateway_keys(&self.db).await?;
         let fresh: HashMap<String, Entry> = rows
             .into_iter()
@@ -63,7 +78,12 @@ impl KeyCache {
                     token_id: k.token_id,
                     team_id,
                 });
-                (k.token_hash, Entry { info, revoked })
+                let entry = Entry {
+                    info,
+                    revoked,
+                    expires_at: k.expires_at,
+                };
+                (k.token_hash, entry)
             })
             .collect();
         if let Ok(mut keys) = self.keys.write() {
@@ -75,9 +95,17 @@ impl KeyCache {
     fn lookup_cached(&self, hash: &str) -> Option<Lookup> {
         let keys = self.keys.read().ok()?;
         let entry = keys.get(hash)?;
-        Some(match (&entry.info, entry.revoked) {
+        let expired = entry.expires_at.is_some_and(|at| at <= store::now_ms());
+        Some(match (&entry.info, entry.revoked || expired) {
             (_, true) | (None, _) => Lookup::Revoked,
-            (Some(info), false) => Lookup::Valid(info.clone()),
+            (Some(info), false) => {
+                if let Ok(mut used) = self.used.lock()
+                    && !used.contains(&info.token_id)
+                {
+                    used.insert(info.token_id.clone());
+                }
+                Lookup::Valid(info.clone())
+            }
         })
     }
 
@@ -86,15 +114,22 @@ impl KeyCache {
         if let Some(found) = self.lookup_cached(&hash) {
             return found;
         }
-        // Unknown: maybe created since the last refresh. Refresh early, but
-        // not more than once per MISS_REFRESH_MIN however many bad keys come.
+        // Unknown: maybe created since the last refresh. Refresh, unless a
+        // refresh finished after this lookup began; refreshes for misses are
+        // spaced MISS_REFRESH_MIN apart however many bad keys come (a miss
+        // waits for its turn rather than failing a key created a moment ago).
+        let began = Instant::now();
         {
             let mut last = self.last_refresh.lock().await;
-            if last.elapsed() >= MISS_REFRESH_MIN {
-                *last = Instant::now();
+            if *last < began {
+                let next = *last + MISS_REFRESH_MIN;
+                if next > Instant::now() {
+                    tokio::time::sleep_until(next.into()).await;
+                }
                 if let Err(err) = self.refresh().await {
                     tracing::warn!(error = %err, "refreshing gateway keys failed");
                 }
+                *last = Instant::now();
             }
         }
         self.lookup_cached(&hash).unwrap_or(Lookup::Unknown)

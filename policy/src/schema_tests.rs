@@ -115,9 +115,8 @@ const BAD: &[&str] = &[
     "policies:\n  - {name: p, type: pii_detection, entities: [phone_number]}\n",
     "policies:\n  - {name: p, type: pii_detection, custom_patterns: [{name: email, pattern: x}]}\n",
     "policies:\n  - {name: p, type: pii_detection, custom_patterns: [{name: Bad-Name, pattern: x}]}\n",
-    // targets
-    "policies: []\nproviders:\n  targets:\n    - id: openai\n",
-    "policies: []\nproviders:\n  targets:\n    - id: x\n      provider: {kind: anthropic}\n",
+    // targets (a target without a key of its own is fine: it uses the
+    // organisation's default for its kind, with a lint warning)
     "policies: []\nproviders:\n  targets:\n    - id: azure-eu\n      provider: {secret_key_ref: {env: K}}\n",
     "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {secret_key_ref: {env: A, secret: b}}\n",
     "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {base_url: 'ftp://x', secret_key_ref: {env: K}}\n",

@@ -1314,12 +1314,16 @@ impl Validator {
                     .to_ascii_uppercase()
                     .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
             );
-            self.error(
+            // Not an error: the organisation may have set a default key
+            // for this kind (`PUT /v1/providers/{kind}`, SPEC §6).
+            self.warning(
                 at,
                 &at_path,
-                format!("{who} has no `secret_key_ref`: an {k} target needs an API key"),
+                format!(
+                    "{who} has no `secret_key_ref`: it uses the organisation's default {k} key (`PUT /v1/providers/{k}`), and its requests fail if there is none"
+                ),
                 Some(format!(
-                    "add `secret_key_ref: {{env: {var}}}` (an environment variable of the gateway) or `secret_key_ref: {{secret: NAME}}` (a secret stored in the console) under `provider`"
+                    "to give it its own key, add `secret_key_ref: {{env: {var}}}` (an environment variable of the gateway) or `secret_key_ref: {{secret: NAME}}` (a secret stored in the console) under `provider`"
                 )),
             );
         }
@@ -2485,7 +2489,7 @@ providers:
     }
 
     #[test]
-    fn openai_and_anthropic_targets_need_a_secret_reference() {
+    fn targets_without_a_key_use_the_org_default_with_a_warning() {
         let src = "\
 policies: []
 providers:
@@ -2497,7 +2501,9 @@ providers:
     - id: local
       provider: {kind: demo}
 ";
-        let d = errors(src);
+        let report = lint(src);
+        assert!(!report.has_errors(), "{:#?}", report.diagnostics);
+        let d: Vec<_> = report.warnings().collect();
         let got: Vec<_> = d
             .iter()
             .map(|d| (d.line, d.column, d.path.as_str(), d.message.as_str()))
@@ -2509,20 +2515,20 @@ providers:
                     4,
                     7,
                     "providers.targets[0]",
-                    "target `openai` has no `secret_key_ref`: an openai target needs an API key"
+                    "target `openai` has no `secret_key_ref`: it uses the organisation's default openai key (`PUT /v1/providers/openai`), and its requests fail if there is none"
                 ),
                 (
                     6,
                     17,
                     "providers.targets[1].provider",
-                    "target `claude` has no `secret_key_ref`: an anthropic target needs an API key"
+                    "target `claude` has no `secret_key_ref`: it uses the organisation's default anthropic key (`PUT /v1/providers/anthropic`), and its requests fail if there is none"
                 ),
             ]
         );
         assert_eq!(
             d[0].suggestion.as_deref(),
             Some(
-                "add `secret_key_ref: {env: TEAM_OPENAI_KEY}` (an environment variable of the gateway) or `secret_key_ref: {secret: NAME}` (a secret stored in the console) under `provider`"
+                "to give it its own key, add `secret_key_ref: {env: TEAM_OPENAI_KEY}` (an environment variable of the gateway) or `secret_key_ref: {secret: NAME}` (a secret stored in the console) under `provider`"
             )
         );
     }

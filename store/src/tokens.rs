@@ -16,6 +16,9 @@ pub struct TokenRow {
     pub prefix: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// After this time the token no longer works.
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
 }
 
 impl TokenRow {
@@ -33,6 +36,8 @@ pub struct NewToken {
     pub name: String,
     pub kind: TokenKind,
     pub team_id: Option<String>,
+    /// Optional expiry (unix ms, in the future).
+    pub expires_at: Option<i64>,
 }
 
 /// A token just created: the row plus the secret, shown once.
@@ -42,7 +47,8 @@ pub struct CreatedToken {
     pub secret: String,
 }
 
-const COLUMNS: &str = "token_id, name, token_type, team_id, prefix, created_at, revoked_at";
+const COLUMNS: &str =
+    "token_id, name, token_type, team_id, prefix, created_at, revoked_at, expires_at, last_used_at";
 
 pub(crate) async fn create(db: &Db, new: &NewToken) -> Result<CreatedToken> {
     if new.kind == TokenKind::Gateway && new.team_id.is_none() {
@@ -59,11 +65,18 @@ pub(crate) async fn create(db: &Db, new: &NewToken) -> Result<CreatedToken> {
         prefix: generated.display_prefix.clone(),
         created_at: now_ms(),
         revoked_at: None,
+        expires_at: new.expires_at,
+        last_used_at: None,
     };
+    if new.expires_at.is_some_and(|at| at <= row.created_at) {
+        return Err(StoreError::Invalid(
+            "`expires_at` must be in the future".to_owned(),
+        ));
+    }
     with_pool!(db, pool => {
         sqlx::query(
-            "insert into api_token (token_id, name, token_type, team_id, prefix, token_hash, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7)",
+            "insert into api_token (token_id, name, token_type, team_id, prefix, token_hash, created_at, expires_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&row.token_id)
         .bind(&row.name)
@@ -72,6 +85,7 @@ pub(crate) async fn create(db: &Db, new: &NewToken) -> Result<CreatedToken> {
         .bind(&row.prefix)
         .bind(&generated.hash)
         .bind(row.created_at)
+        .bind(row.expires_at)
         .execute(pool)
         .await
         .map(|_| ())
@@ -90,6 +104,7 @@ pub async fn create_org_admin(db: &Db, name: &str) -> Result<CreatedToken> {
             name: name.to_owned(),
             kind: TokenKind::Access,
             team_id: None,
+            expires_at: None,
         },
     )
     .await
@@ -120,14 +135,48 @@ pub(crate) async fn revoke(db: &Db, token_id: &str, team_filter: Option<&str>) -
     row.ok_or(StoreError::NotFound)
 }
 
-/// Finds the live (not revoked) token whose secret is `secret`.
+/// Finds the live (not revoked, not expired) token whose secret is
+/// `secret`, and notes its use (at most once a minute).
 pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<TokenRow>> {
-    let sql =
-        format!("select {COLUMNS} from api_token where token_hash = $1 and revoked_at is null");
+    let sql = format!(
+        "select {COLUMNS} from api_token where token_hash = $1 and revoked_at is null \
+         and (expires_at is null or expires_at > $2)"
+    );
     let hash = hash_token(secret);
-    Ok(with_pool!(db, pool => {
-        sqlx::query_as::<_, TokenRow>(&sql).bind(&hash).fetch_optional(pool).await
-    })?)
+    let now = now_ms();
+    let row = with_pool!(db, pool => {
+        sqlx::query_as::<_, TokenRow>(&sql).bind(&hash).bind(now).fetch_optional(pool).await
+    })?;
+    if let Some(row) = &row
+        && row
+            .last_used_at
+            .is_none_or(|at| at < now - LAST_USED_EVERY_MS)
+    {
+        touch(db, std::slice::from_ref(&row.token_id), now).await?;
+    }
+    Ok(row)
+}
+
+/// `last_used_at` is written at most this often per token.
+const LAST_USED_EVERY_MS: i64 = 60_000;
+
+/// Records that tokens were used at `at` (gateways report their keys in
+/// batches).
+pub async fn touch(db: &Db, token_ids: &[String], at: i64) -> Result<()> {
+    for id in token_ids {
+        with_pool!(db, pool => {
+            sqlx::query(
+                "update api_token set last_used_at = $2 where token_id = $1 \
+                 and (last_used_at is null or last_used_at < $2)",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+    }
+    Ok(())
 }
 
 /// Every gateway key with its digest and revocation state, for the gateway's
@@ -139,12 +188,13 @@ pub struct GatewayKey {
     pub team_id: Option<String>,
     pub token_hash: String,
     pub revoked_at: Option<i64>,
+    pub expires_at: Option<i64>,
 }
 
 pub async fn gateway_keys(db: &Db) -> Result<Vec<GatewayKey>> {
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, GatewayKey>(
-            "select token_id, team_id, token_hash, revoked_at from api_token where token_type = 'gateway'",
+            "select token_id, team_id, token_hash, revoked_at, expires_at from api_token where token_type = 'gateway'",
         )
         .fetch_all(pool)
         .await

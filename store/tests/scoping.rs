@@ -68,6 +68,7 @@ async fn a_team_scope_never_sees_another_team() {
                 name: "b-key".into(),
                 kind: TokenKind::Gateway,
                 team_id: Some(b.team_id.clone()),
+                expires_at: None,
             })
             .await
             .unwrap();
@@ -114,7 +115,8 @@ async fn a_team_scope_never_sees_another_team() {
             as_a.create_token(&NewToken {
                 name: "x".into(),
                 kind: TokenKind::Gateway,
-                team_id: Some(b.team_id.clone())
+                team_id: Some(b.team_id.clone()),
+                expires_at: None,
             })
             .await,
             Err(StoreError::NotFound)
@@ -170,6 +172,7 @@ async fn tokens_authenticate_until_revoked_and_batches_are_idempotent() {
                 name: "k".into(),
                 kind: TokenKind::Gateway,
                 team_id: Some(team.team_id.clone()),
+                expires_at: None,
             })
             .await
             .unwrap();

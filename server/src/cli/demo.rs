@@ -156,6 +156,7 @@ async fn ensure_gateway_key(
             name: "demo gateway key".to_owned(),
             kind: TokenKind::Gateway,
             team_id: Some(team_id.to_owned()),
+            expires_at: None,
         })
         .await?;
     write_private_file(&file, &created.secret)?;

@@ -28,6 +28,9 @@ pub struct CreateToken {
     pub token_type: String,
     #[serde(default)]
     pub team_id: Option<String>,
+    /// RFC 3339; the token stops working then. Default: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,6 +42,10 @@ pub struct TokenResponse {
     pub prefix: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// When the token was last used (gateway keys: within a few seconds;
+    /// API tokens: within a minute). `null` = never.
+    pub last_used_at: Option<String>,
     /// The secret: present only in the answer to its creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -54,6 +61,8 @@ impl From<TokenRow> for TokenResponse {
             prefix: t.prefix,
             created_at: store::format_ms(t.created_at),
             revoked_at: t.revoked_at.map(store::format_ms),
+            expires_at: t.expires_at.map(store::format_ms),
+            last_used_at: t.last_used_at.map(store::format_ms),
             token: None,
         }
     }
@@ -82,12 +91,32 @@ async fn create_token(
             .await
             .map_err(|e| ApiError::from_store(e, "team"))?;
     }
+    let expires_at = match &body.expires_at {
+        None => None,
+        Some(t) => {
+            let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok())
+                .ok_or_else(|| {
+                    ApiError::Unprocessable(format!(
+                        "`expires_at` `{t}` is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)"
+                    ))
+                })?;
+            if at <= store::now_ms() {
+                return Err(ApiError::Unprocessable(format!(
+                    "`expires_at` {t} is in the past: give a future time, or leave it out for a token that does not expire"
+                )));
+            }
+            Some(at)
+        }
+    };
     let created = caller
         .scoped
         .create_token(&NewToken {
             name: body.name.trim().to_owned(),
             kind,
             team_id: body.team_id,
+            expires_at,
         })
         .await
         .map_err(|e| ApiError::from_store(e, "token"))?;

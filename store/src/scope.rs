@@ -15,7 +15,10 @@ use crate::gateways::GatewayRow;
 use crate::secrets::{ProviderDefault, SecretRow};
 use crate::teams::{NewTeam, Team};
 use crate::tokens::{CreatedToken, NewToken, TokenRow};
-use crate::{Db, Result, StoreError, audit, budgets, events, gateways, secrets, teams, tokens};
+use crate::users::User;
+use crate::{
+    Db, Result, StoreError, audit, budgets, events, gateways, secrets, teams, tokens, users,
+};
 
 /// Whose data a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +119,92 @@ impl Scoped {
         teams::list(&self.db, self.scope.team_filter()).await
     }
 
+    /// Renames a team: org admins only.
+    pub async fn rename_team(&self, team_id: &str, name: &str) -> Result<Team> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let before = self.get_team(team_id).await?;
+        let team = teams::rename(&self.db, team_id, name)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.audit(
+            Some(team_id),
+            "team.rename",
+            ("team", team_id),
+            Some(json!({"name": before.name})),
+            Some(json!({"name": team.name})),
+        )
+        .await;
+        Ok(team)
+    }
+
+    /// Archives a team (its keys and tokens stop working): org admins only.
+    pub async fn archive_team(&self, team_id: &str) -> Result<Team> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let before = self.get_team(team_id).await?;
+        let team = teams::archive(&self.db, team_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if before.archived_at.is_none() {
+            self.audit(
+                Some(team_id),
+                "team.archive",
+                ("team", team_id),
+                Some(json!({"archived": false})),
+                Some(json!({"archived": true})),
+            )
+            .await;
+        }
+        Ok(team)
+    }
+
+    /// The console users of a team.
+    pub async fn team_members(&self, team_id: &str) -> Result<Vec<User>> {
+        self.get_team(team_id).await?;
+        users::members(&self.db, team_id).await
+    }
+
+    /// Puts an existing console user in a team with a team role, or (with
+    /// `role` `None`) takes them out: org admins only.
+    pub async fn set_member(&self, team_id: &str, email: &str, role: Option<&str>) -> Result<User> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        self.get_team(team_id).await?;
+        let before = users::by_email(&self.db, email)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if role.is_none() && before.team_id.as_deref() != Some(team_id) {
+            return Err(StoreError::NotFound);
+        }
+        if before.role == "admin" {
+            return Err(StoreError::Invalid(format!(
+                "{email} is an org admin, who sees every team: org admins are not team members"
+            )));
+        }
+        let user = match role {
+            Some(role) => users::set_membership(&self.db, email, Some(team_id), role).await?,
+            None => users::set_membership(&self.db, email, None, "viewer").await?,
+        }
+        .ok_or(StoreError::NotFound)?;
+        self.audit(
+            Some(team_id),
+            if role.is_some() {
+                "member.set"
+            } else {
+                "member.remove"
+            },
+            ("user", &user.user_id),
+            Some(json!({"email": before.email, "team_id": before.team_id, "role": before.role})),
+            Some(json!({"email": user.email, "team_id": user.team_id, "role": user.role})),
+        )
+        .await;
+        Ok(user)
+    }
+
     pub async fn get_team(&self, team_id: &str) -> Result<Team> {
         if !self.scope.covers(Some(team_id)) {
             return Err(StoreError::NotFound);
@@ -150,6 +239,15 @@ impl Scoped {
                 Some(_) => StoreError::NotFound,
                 None => StoreError::Forbidden,
             });
+        }
+        if let Some(team_id) = &new.team_id
+            && let Some(team) = teams::get(&self.db, team_id).await?
+            && team.archived_at.is_some()
+        {
+            return Err(StoreError::Invalid(format!(
+                "team `{}` is archived: its keys and tokens no longer work",
+                team.slug
+            )));
         }
         let created = tokens::create(&self.db, new).await?;
         let row = &created.row;

@@ -10,6 +10,8 @@ pub struct Team {
     pub name: String,
     pub slug: String,
     pub created_at: i64,
+    /// Set when the team was archived.
+    pub archived_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -18,7 +20,7 @@ pub struct NewTeam {
     pub slug: String,
 }
 
-const COLUMNS: &str = "team_id, name, slug, created_at";
+const COLUMNS: &str = "team_id, name, slug, created_at, archived_at";
 
 pub(crate) async fn create(db: &Db, new: &NewTeam) -> Result<Team> {
     let team = Team {
@@ -26,6 +28,7 @@ pub(crate) async fn create(db: &Db, new: &NewTeam) -> Result<Team> {
         name: new.name.clone(),
         slug: new.slug.clone(),
         created_at: now_ms(),
+        archived_at: None,
     };
     with_pool!(db, pool => {
         sqlx::query("insert into team (team_id, name, slug, created_at) values ($1, $2, $3, $4)")
@@ -52,6 +55,24 @@ pub(crate) async fn get(db: &Db, team_id: &str) -> Result<Option<Team>> {
     let sql = format!("select {COLUMNS} from team where team_id = $1");
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, Team>(&sql).bind(team_id).fetch_optional(pool).await
+    })?)
+}
+
+/// Renames a team (its slug, which names gateways and configs, stays).
+pub(crate) async fn rename(db: &Db, team_id: &str, name: &str) -> Result<Option<Team>> {
+    let sql = format!("update team set name = $2 where team_id = $1 returning {COLUMNS}");
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, Team>(&sql).bind(team_id).bind(name).fetch_optional(pool).await
+    })?)
+}
+
+/// Archives a team (idempotent).
+pub(crate) async fn archive(db: &Db, team_id: &str) -> Result<Option<Team>> {
+    let sql = format!(
+        "update team set archived_at = coalesce(archived_at, $2) where team_id = $1 returning {COLUMNS}"
+    );
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, Team>(&sql).bind(team_id).bind(now_ms()).fetch_optional(pool).await
     })?)
 }
 

@@ -138,9 +138,11 @@ pub(crate) async fn revoke(db: &Db, token_id: &str, team_filter: Option<&str>) -
 /// Finds the live (not revoked, not expired) token whose secret is
 /// `secret`, and notes its use (at most once a minute).
 pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<TokenRow>> {
+    // A token of an archived team no longer works.
     let sql = format!(
         "select {COLUMNS} from api_token where token_hash = $1 and revoked_at is null \
-         and (expires_at is null or expires_at > $2)"
+         and (expires_at is null or expires_at > $2) \
+         and (team_id is null or team_id not in (select team_id from team where archived_at is not null))"
     );
     let hash = hash_token(secret);
     let now = now_ms();
@@ -194,7 +196,9 @@ pub struct GatewayKey {
 pub async fn gateway_keys(db: &Db) -> Result<Vec<GatewayKey>> {
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, GatewayKey>(
-            "select token_id, team_id, token_hash, revoked_at, expires_at from api_token where token_type = 'gateway'",
+            // An archived team's keys count as revoked.
+            "select k.token_id, k.team_id, k.token_hash, coalesce(k.revoked_at, t.archived_at) as revoked_at, k.expires_at \
+             from api_token k left join team t on t.team_id = k.team_id where k.token_type = 'gateway'",
         )
         .fetch_all(pool)
         .await

@@ -81,3 +81,47 @@ pub async fn get(db: &Db, user_id: &str) -> Result<Option<User>> {
         .await
     })?)
 }
+
+/// The console users of a team.
+pub(crate) async fn members(db: &Db, team_id: &str) -> Result<Vec<User>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, User>(
+            "select user_id, email, role, team_id, created_at from app_user where team_id = $1 order by email",
+        )
+        .bind(team_id)
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
+/// Puts an existing user in a team with a role (`None`: out of any team).
+pub(crate) async fn set_membership(
+    db: &Db,
+    email: &str,
+    team_id: Option<&str>,
+    role: &str,
+) -> Result<Option<User>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, User>(
+            "update app_user set team_id = $2, role = $3 where email = $1 \
+             returning user_id, email, role, team_id, created_at",
+        )
+        .bind(email)
+        .bind(team_id)
+        .bind(role)
+        .fetch_optional(pool)
+        .await
+    })?)
+}
+
+/// A user by email (no password hash).
+pub(crate) async fn by_email(db: &Db, email: &str) -> Result<Option<User>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, User>(
+            "select user_id, email, role, team_id, created_at from app_user where email = $1",
+        )
+        .bind(email)
+        .fetch_optional(pool)
+        .await
+    })?)
+}

@@ -1,8 +1,10 @@
 //! `/v1/teams`: the tenants.
 
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use store::teams::{NewTeam, Team};
@@ -15,7 +17,13 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/teams", get(list_teams).post(create_team))
-        .route("/teams/{id}", get(get_team))
+        .route("/teams/{id}", get(get_team).patch(rename_team))
+        .route("/teams/{id}/archive", post(archive_team))
+        .route("/teams/{id}/members", get(list_members))
+        .route(
+            "/teams/{id}/members/{email}",
+            put(set_member).delete(remove_member),
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +39,8 @@ pub struct TeamResponse {
     pub name: String,
     pub slug: String,
     pub created_at: String,
+    /// When the team was archived (its keys and tokens stopped working).
+    pub archived_at: Option<String>,
 }
 
 impl From<Team> for TeamResponse {
@@ -40,9 +50,54 @@ impl From<Team> for TeamResponse {
             name: t.name,
             slug: t.slug,
             created_at: store::format_ms(t.created_at),
+            archived_at: t.archived_at.map(store::format_ms),
         }
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamListQuery {
+    /// Include archived teams (default: only active ones).
+    #[serde(default)]
+    pub include_archived: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameTeam {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetMember {
+    /// `team_lead`, `member` or `viewer`.
+    pub role: String,
+}
+
+/// A console user in a team.
+#[derive(Debug, Serialize)]
+pub struct MemberResponse {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub team_id: Option<String>,
+}
+
+impl From<store::users::User> for MemberResponse {
+    fn from(u: store::users::User) -> Self {
+        MemberResponse {
+            user_id: u.user_id,
+            email: u.email,
+            role: u.role,
+            team_id: u.team_id,
+        }
+    }
+}
+
+/// Team roles a member may have (org admins are not team members).
+const TEAM_ROLES: &[&str] = &["team_lead", "member", "viewer"];
 
 #[derive(Debug, Serialize)]
 pub struct List<T> {
@@ -72,11 +127,122 @@ async fn create_team(
     Ok((StatusCode::CREATED, Json(team.into())))
 }
 
-async fn list_teams(caller: ApiCaller) -> Result<Json<List<TeamResponse>>, ApiError> {
+async fn list_teams(
+    caller: ApiCaller,
+    query: Result<Query<TeamListQuery>, QueryRejection>,
+) -> Result<Json<List<TeamResponse>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let teams = caller.scoped.list_teams().await?;
     Ok(Json(List {
-        data: teams.into_iter().map(Into::into).collect(),
+        data: teams
+            .into_iter()
+            .filter(|t| q.include_archived || t.archived_at.is_none())
+            .map(Into::into)
+            .collect(),
     }))
+}
+
+fn org_only(caller: &ApiCaller, what: &str) -> Result<(), ApiError> {
+    if caller.is_org_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "only org admins can {what}; this token is scoped to one team"
+        )))
+    }
+}
+
+async fn rename_team(
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Result<ApiJson<RenameTeam>, ApiError>,
+) -> Result<Json<TeamResponse>, ApiError> {
+    org_only(&caller, "rename teams")?;
+    let ApiJson(body) = body?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::Unprocessable(
+            "`name` must be 1 to 100 characters (the slug does not change: it names the team's gateways and configs)".to_owned(),
+        ));
+    }
+    let team = caller
+        .scoped
+        .rename_team(&id, name)
+        .await
+        .map_err(|e| ApiError::from_store(e, "team"))?;
+    Ok(Json(team.into()))
+}
+
+async fn archive_team(
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<TeamResponse>, ApiError> {
+    org_only(&caller, "archive teams")?;
+    let team = caller
+        .scoped
+        .archive_team(&id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "team"))?;
+    Ok(Json(team.into()))
+}
+
+async fn list_members(
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<List<MemberResponse>>, ApiError> {
+    let members = caller
+        .scoped
+        .team_members(&id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "team"))?;
+    Ok(Json(List {
+        data: members.into_iter().map(Into::into).collect(),
+    }))
+}
+
+fn member_error(err: store::StoreError, email: &str) -> ApiError {
+    match err {
+        store::StoreError::NotFound => ApiError::NotFound(format!(
+            "team, or console user `{email}`, not found (create users with `kt admin create-user`)"
+        )),
+        store::StoreError::Invalid(msg) => ApiError::Unprocessable(msg),
+        other => ApiError::from_store(other, "member"),
+    }
+}
+
+async fn set_member(
+    caller: ApiCaller,
+    Path((id, email)): Path<(String, String)>,
+    body: Result<ApiJson<SetMember>, ApiError>,
+) -> Result<Json<MemberResponse>, ApiError> {
+    org_only(&caller, "change team members")?;
+    let ApiJson(body) = body?;
+    if !TEAM_ROLES.contains(&body.role.as_str()) {
+        return Err(ApiError::Unprocessable(format!(
+            "`role` `{}` is not a team role: use one of {}",
+            body.role,
+            TEAM_ROLES.join(", ")
+        )));
+    }
+    let user = caller
+        .scoped
+        .set_member(&id, &email, Some(&body.role))
+        .await
+        .map_err(|e| member_error(e, &email))?;
+    Ok(Json(user.into()))
+}
+
+async fn remove_member(
+    caller: ApiCaller,
+    Path((id, email)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    org_only(&caller, "change team members")?;
+    caller
+        .scoped
+        .set_member(&id, &email, None)
+        .await
+        .map_err(|e| member_error(e, &email))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_team(

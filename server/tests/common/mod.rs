@@ -558,6 +558,11 @@ impl Api {
         Reply::read(rb.send().await.unwrap()).await
     }
 
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        let rb = self.auth(self.http.patch(format!("{}{path}", self.base)).json(body));
+        Reply::read(rb.send().await.unwrap()).await
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Reply {
         let rb = self.auth(self.http.put(format!("{}{path}", self.base)).json(body));
         Reply::read(rb.send().await.unwrap()).await

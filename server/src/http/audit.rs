@@ -7,9 +7,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use store::audit::{AuditFilter, AuditRow};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiCaller;
 use super::error::ApiError;
+use super::openapi::BadRequest;
 use super::teams::List;
 use crate::AppState;
 
@@ -20,27 +22,35 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/audit", get(list_audit))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// `30s`, `5m`, `2h`, `30d` or RFC 3339.
+    /// Entries from then on: a duration back from now (`30s`, `5m`, `2h`,
+    /// `30d`) or an RFC 3339 time.
     pub since: Option<String>,
+    /// Entries before then: a duration back from now or an RFC 3339 time.
     pub until: Option<String>,
     /// Exact actor, as listed (`name (token id)`, `email (console)`).
     pub actor: Option<String>,
     /// An action (`token.revoke`) or a prefix ending in `.` (`token.`).
     pub action: Option<String>,
+    /// Entries about this team (a team token sees only its own).
     pub team_id: Option<String>,
+    /// Most entries returned: 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditResponse {
     pub id: String,
     pub created_at: String,
     pub actor: String,
     pub team_id: Option<String>,
+    /// What was done, e.g. `token.revoke`, `price.set`.
     pub action: String,
+    /// The kind of object changed, e.g. `token`.
     pub target_type: String,
     pub target_id: String,
     /// The object before the change (`null` for a creation); secret values
@@ -66,7 +76,19 @@ impl From<AuditRow> for AuditResponse {
     }
 }
 
-async fn list_audit(
+/// Lists audit entries, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Audit entries, newest first", body = List<AuditResponse>),
+        (status = 400, response = BadRequest),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list_audit(
     caller: ApiCaller,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<List<AuditResponse>>, ApiError> {

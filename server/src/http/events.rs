@@ -28,16 +28,19 @@
 //! name when known. `blocked` counts block and escalate verdicts.
 
 use axum::extract::Query;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use store::events::{
     EventCursor, EventFilter, EventGroup, EventRow, GroupBy, HOUR_MS, MAX_LIST_LIMIT, VERDICTS,
 };
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiCaller;
 use super::error::ApiError;
+use super::openapi::BadRequest;
 use crate::AppState;
 
 /// Events per page unless `limit` says otherwise.
@@ -59,18 +62,52 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/events", get(list_events))
 }
 
-/// The query of `GET /v1/events`, as given.
-#[derive(Debug, Default)]
+/// The query of `GET /v1/events`, as given (each parameter at most once;
+/// any other is a 400 naming it).
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    /// Events from then on (inclusive): a duration back from now (`30s`,
+    /// `5m`, `2h`, `30d`) or an RFC 3339 time.
+    #[param(example = "5m")]
     pub since: Option<String>,
+    /// Events before then (exclusive), later than `since`: a duration back
+    /// from now or an RFC 3339 time.
     pub until: Option<String>,
+    /// Events per page, 1 to 1000 (default 100); with `group_by`, the most
+    /// groups returned (default 1000).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page, with the same filters (not
+    /// with `group_by`).
     pub cursor: Option<String>,
+    /// A gateway's id or name.
     pub gateway_id: Option<String>,
+    /// A team's id.
     pub team_id: Option<String>,
+    #[param(schema_with = verdict_schema)]
     pub verdict: Option<String>,
+    /// The model, exactly.
     pub model: Option<String>,
+    /// Totals per group from the hourly rollup instead of events; the range
+    /// is widened to whole hours.
+    #[param(schema_with = group_by_schema)]
     pub group_by: Option<String>,
+}
+
+/// `verdict`: one of [`VERDICTS`].
+fn verdict_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("Only events with this verdict"))
+        .enum_values(Some(VERDICTS.iter().copied()))
+}
+
+/// `group_by`: one of [`GroupBy::ALL`].
+fn group_by_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(GroupBy::ALL.iter().map(|g| g.as_str())))
 }
 
 impl EventQuery {
@@ -119,18 +156,28 @@ impl EventQuery {
     }
 }
 
+/// What `GET /v1/events` answers: a page of events, or with `group_by`,
+/// totals per group.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum EventsAnswer {
+    Page(EventPageResponse),
+    Groups(GroupsResponse),
+}
+
 /// A page of events.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventPageResponse {
     pub data: Vec<EventResponse>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
-/// Totals per group.
-#[derive(Debug, Serialize, Deserialize)]
+/// Totals per group, highest cost first (`day`: oldest first).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupsResponse {
     pub data: Vec<GroupResponse>,
+    /// `gateway`, `team`, `model` or `day`.
     pub group_by: String,
     /// Start of the range used (whole hours), `null` when unbounded.
     pub since: Option<String>,
@@ -138,13 +185,17 @@ pub struct GroupsResponse {
     pub until: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupResponse {
+    /// The gateway id, team id (`null`: events of no team), model or day
+    /// (`YYYY-MM-DD`, UTC).
     pub key: Option<String>,
     /// Gateway and team groups only: the name, `null` when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
     pub requests: i64,
+    /// Block and escalate verdicts.
     pub blocked: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
@@ -165,7 +216,7 @@ impl GroupResponse {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventResponse {
     pub id: String,
     pub created_at: String,
@@ -176,8 +227,11 @@ pub struct EventResponse {
     pub model: String,
     pub provider_target: Option<String>,
     pub provider_kind: Option<String>,
+    /// `allow`, `block`, `redact`, `warn`, `escalate` or `error`.
     pub verdict: String,
+    /// Why a policy acted.
     pub reason: Option<String>,
+    /// The policy that decided.
     pub policy: Option<String>,
     pub input_tokens: i64,
     pub output_tokens: i64,
@@ -360,26 +414,38 @@ fn validate(q: EventQuery, now_ms: i64) -> Result<Request, String> {
     })
 }
 
-async fn list_events(
+/// Lists request events, newest first, or their totals per gateway, team,
+/// model or day (`group_by`).
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    params(EventQuery),
+    responses(
+        (status = 200, description = "A page of events (`{data, next_cursor}`), or with `group_by` totals per group (`{data, group_by, since, until}`)", body = EventsAnswer),
+        (status = 400, response = BadRequest),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list_events(
     caller: ApiCaller,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<EventsAnswer>, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let q = EventQuery::from_pairs(pairs).map_err(ApiError::BadRequest)?;
     let req = validate(q, store::now_ms()).map_err(ApiError::BadRequest)?;
-    Ok(match req.group_by {
+    Ok(Json(match req.group_by {
         None => {
             let page = caller.scoped.list_events_page(&req.filter).await?;
-            Json(EventPageResponse {
+            EventsAnswer::Page(EventPageResponse {
                 data: page.events.into_iter().map(Into::into).collect(),
                 next_cursor: page.next.map(|c| c.encode()),
             })
-            .into_response()
         }
         Some(by) => {
             let groups = caller.scoped.group_events(by, &req.filter).await?;
             let f = &req.filter;
-            Json(GroupsResponse {
+            EventsAnswer::Groups(GroupsResponse {
                 data: groups
                     .into_iter()
                     .map(|g| GroupResponse::new(g, by))
@@ -393,9 +459,8 @@ async fn list_events(
                     store::format_ms(ms.saturating_add(up))
                 }),
             })
-            .into_response()
         }
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use store::gateways::GatewayRow;
+use utoipa::ToSchema;
 
 use super::auth::ApiCaller;
 use super::error::ApiError;
@@ -14,22 +15,29 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/gateways", get(list_gateways))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GatewayResponse {
     pub id: String,
     pub name: String,
     /// Team ids served; empty = every team.
     pub teams: Vec<String>,
     pub address: String,
+    /// From heartbeats: `healthy`, `stale` or `down`.
+    #[schema(value_type = String, examples("healthy", "stale", "down"))]
     pub status: &'static str,
+    /// The last heartbeat (RFC 3339).
     pub last_seen: String,
     pub started_at: String,
+    /// kt's version on the gateway.
     pub version: String,
+    /// The hash of the configuration the gateway runs.
     pub config_hash: String,
     pub running_config_hash: String,
     /// The version the database wants it to run (managed gateways only).
     pub desired_config_hash: Option<String>,
+    /// The gateway runs another configuration than the desired one.
     pub drift: bool,
+    /// A demo gateway (answers with canned text, no provider).
     pub demo: bool,
 }
 
@@ -58,7 +66,15 @@ impl GatewayResponse {
     }
 }
 
-async fn list_gateways(caller: ApiCaller) -> Result<Json<List<GatewayResponse>>, ApiError> {
+/// Lists the gateways, with their health from heartbeats.
+#[utoipa::path(
+    get,
+    path = "/v1/gateways",
+    tag = "gateways",
+    responses((status = 200, description = "The fleet", body = List<GatewayResponse>)),
+    security(("bearer" = [])),
+)]
+pub async fn list_gateways(caller: ApiCaller) -> Result<Json<List<GatewayResponse>>, ApiError> {
     let now = store::now_ms();
     let gateways = caller.scoped.list_gateways().await?;
     Ok(Json(List {

@@ -1,6 +1,7 @@
 //! The control-plane API (`/v1`), one module per resource, each with its own
 //! router; authentication is an extractor ([`auth::ApiCaller`]) and every
-//! error renders through [`error::ApiError`].
+//! error renders through [`error::ApiError`]. The OpenAPI document
+//! ([`openapi::ApiDoc`]) is served at `/v1/openapi.json`.
 
 pub mod audit;
 pub mod auth;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod gateways;
 pub mod json;
+pub mod openapi;
 pub mod prices;
 pub mod secrets;
 pub mod teams;
@@ -26,6 +28,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(teams::router())
         .merge(audit::router())
         .merge(tokens::router())
@@ -46,18 +49,38 @@ pub fn router() -> Router<AppState> {
 /// migrated) for load balancers and Kubernetes probes.
 pub fn probes() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|State(state): State<AppState>| async move {
-                if state.db.is_ready().await {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "database unreachable or not migrated",
-                    )
-                }
-            }),
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// Liveness: the process is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "probes",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+)]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database is reachable and migrated.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database is unreachable or not migrated", body = String, content_type = "text/plain"),
+    ),
+)]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.db.is_ready().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unreachable or not migrated",
         )
+    }
 }

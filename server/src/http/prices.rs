@@ -8,10 +8,12 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use store::prices::{NewPrice, PriceRow};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiCaller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
+use super::openapi::{BadRequest, Forbidden, Unprocessable};
 use super::teams::List;
 use crate::AppState;
 
@@ -21,30 +23,41 @@ pub fn router() -> Router<AppState> {
         .route("/prices/{model}", put(set_price))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PriceQuery {
     /// Every version, not only the prices in effect now.
     #[serde(default)]
+    #[param(default = false)]
     pub history: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPrice {
+    /// USD per million input tokens (≥ 0).
+    #[schema(minimum = 0.0)]
     pub input_usd_per_mtok: f64,
+    /// USD per million output tokens (≥ 0).
+    #[schema(minimum = 0.0)]
     pub output_usd_per_mtok: f64,
+    /// USD per million cached input tokens (≥ 0).
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub cached_input_usd_per_mtok: Option<f64>,
+    /// Where the price comes from, e.g. `contract 2026`.
     pub source: String,
     /// RFC 3339; default now.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub effective_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PriceResponse {
     pub id: String,
+    /// A model name or prefix.
     pub model: String,
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
@@ -69,7 +82,19 @@ impl From<PriceRow> for PriceResponse {
     }
 }
 
-async fn list_prices(
+/// Lists the prices in effect now (or, with `history=true`, every version).
+#[utoipa::path(
+    get,
+    path = "/v1/prices",
+    tag = "prices",
+    params(PriceQuery),
+    responses(
+        (status = 200, description = "The price catalog", body = List<PriceResponse>),
+        (status = 400, response = BadRequest),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list_prices(
     caller: ApiCaller,
     query: Result<Query<PriceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<List<PriceResponse>>, ApiError> {
@@ -95,7 +120,24 @@ fn check_price(name: &str, value: f64) -> Result<(), ApiError> {
     }
 }
 
-async fn set_price(
+/// Sets a model's price (org admins): adds a version taking effect at
+/// `effective_at`, so past events keep the price they were charged at.
+#[utoipa::path(
+    put,
+    path = "/v1/prices/{model}",
+    tag = "prices",
+    params(("model" = String, Path, description = "A model name or prefix, e.g. `gpt-4o`")),
+    request_body = SetPrice,
+    responses(
+        (status = 200, description = "The new price version", body = PriceResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "`conflict`: this model already has a price at that time", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn set_price(
     caller: ApiCaller,
     Path(model): Path<String>,
     ApiJson(body): ApiJson<SetPrice>,

@@ -11,10 +11,12 @@ use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use store::secrets::{ProviderDefault, SecretRow};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiCaller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
+use super::openapi::{BadRequest, Forbidden, NotFound, Unprocessable};
 use super::teams::List;
 use crate::AppState;
 
@@ -29,25 +31,32 @@ pub fn router() -> Router<AppState> {
         .route("/providers/{kind}", put(set_provider))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSecret {
+    /// 1 to 64 letters, digits, `_`, `-` or `.`; configs refer to it as
+    /// `secret_key_ref.secret`.
+    #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$", example = "openai-prod")]
     pub name: String,
+    /// The secret (1 to 16384 bytes); it is never returned.
+    #[schema(write_only)]
     pub value: String,
     /// The team the secret belongs to; absent = org-wide (org admins only).
     #[serde(default)]
     pub team_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SecretTeam {
+    /// The team whose secret it is; absent = the org-wide secret.
     #[serde(default)]
     pub team_id: Option<String>,
 }
 
 /// A secret as the API shows it: never its value.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SecretResponse {
     pub name: String,
     /// `null` for an org-wide secret.
@@ -69,7 +78,24 @@ impl From<SecretRow> for SecretResponse {
     }
 }
 
-async fn put_secret(
+/// Stores a secret (a provider key), creating or replacing it. Team tokens
+/// manage their own team's secrets; org-wide secrets need an org-admin token.
+#[utoipa::path(
+    post,
+    path = "/v1/secrets",
+    tag = "secrets",
+    request_body = NewSecret,
+    responses(
+        (status = 201, description = "Created (the value is never returned)", body = SecretResponse),
+        (status = 200, description = "Replaced", body = SecretResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such team", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn put_secret(
     State(state): State<AppState>,
     caller: ApiCaller,
     body: Result<ApiJson<NewSecret>, ApiError>,
@@ -118,14 +144,36 @@ fn secret_error(err: store::StoreError, team_id: Option<&str>) -> ApiError {
     }
 }
 
-async fn list_secrets(caller: ApiCaller) -> Result<Json<List<SecretResponse>>, ApiError> {
+/// Lists the secrets the caller can see: names, teams and times, never values.
+#[utoipa::path(
+    get,
+    path = "/v1/secrets",
+    tag = "secrets",
+    responses((status = 200, description = "The secrets", body = List<SecretResponse>)),
+    security(("bearer" = [])),
+)]
+pub async fn list_secrets(caller: ApiCaller) -> Result<Json<List<SecretResponse>>, ApiError> {
     let rows = caller.scoped.list_secrets().await?;
     Ok(Json(List {
         data: rows.into_iter().map(Into::into).collect(),
     }))
 }
 
-async fn delete_secret(
+/// Deletes a secret.
+#[utoipa::path(
+    delete,
+    path = "/v1/secrets/{name}",
+    tag = "secrets",
+    params(("name" = String, Path, description = "The secret's name"), SecretTeam),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn delete_secret(
     caller: ApiCaller,
     Path(name): Path<String>,
     query: Result<Query<SecretTeam>, axum::extract::rejection::QueryRejection>,
@@ -139,7 +187,7 @@ async fn delete_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetProvider {
     /// The vendor URL for this kind (an Azure endpoint, an internal vLLM …).
@@ -150,10 +198,12 @@ pub struct SetProvider {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProviderResponse {
+    /// The provider kind: `openai` or `anthropic`.
     pub kind: String,
     pub base_url: Option<String>,
+    /// The name of the org-wide secret holding the key.
     pub secret: Option<String>,
     pub updated_at: String,
     pub updated_by: String,
@@ -171,7 +221,23 @@ impl From<ProviderDefault> for ProviderResponse {
     }
 }
 
-async fn set_provider(
+/// Sets the organisation-wide defaults of a provider kind (org admins).
+#[utoipa::path(
+    put,
+    path = "/v1/providers/{kind}",
+    tag = "secrets",
+    params(("kind" = String, Path, description = "`openai` or `anthropic`")),
+    request_body = SetProvider,
+    responses(
+        (status = 200, description = "The provider defaults", body = ProviderResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such provider kind", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn set_provider(
     caller: ApiCaller,
     Path(kind): Path<String>,
     body: Result<ApiJson<SetProvider>, ApiError>,
@@ -221,7 +287,15 @@ async fn set_provider(
     Ok(Json(row.into()))
 }
 
-async fn list_providers(caller: ApiCaller) -> Result<Json<List<ProviderResponse>>, ApiError> {
+/// Lists the provider defaults.
+#[utoipa::path(
+    get,
+    path = "/v1/providers",
+    tag = "secrets",
+    responses((status = 200, description = "The provider defaults", body = List<ProviderResponse>)),
+    security(("bearer" = [])),
+)]
+pub async fn list_providers(caller: ApiCaller) -> Result<Json<List<ProviderResponse>>, ApiError> {
     let rows = caller.scoped.list_providers().await?;
     Ok(Json(List {
         data: rows.into_iter().map(Into::into).collect(),

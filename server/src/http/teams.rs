@@ -8,10 +8,12 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use store::teams::{NewTeam, Team};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiCaller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
+use super::openapi::{BadRequest, Forbidden, NotFound, Unprocessable};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,14 +28,18 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
     pub name: String,
+    /// 1 to 63 lowercase letters, digits and dashes, starting with a letter
+    /// and not ending with a dash; names the team's gateways and configs, and
+    /// never changes.
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", example = "eng")]
     pub slug: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TeamResponse {
     pub id: String,
     pub name: String,
@@ -55,29 +61,33 @@ impl From<Team> for TeamResponse {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TeamListQuery {
     /// Include archived teams (default: only active ones).
     #[serde(default)]
+    #[param(default = false)]
     pub include_archived: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameTeam {
+    /// 1 to 100 characters (the slug does not change).
     pub name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetMember {
     /// `team_lead`, `member` or `viewer`.
+    #[schema(examples("team_lead", "member", "viewer"))]
     pub role: String,
 }
 
 /// A console user in a team.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberResponse {
     pub user_id: String,
     pub email: String,
@@ -99,12 +109,28 @@ impl From<store::users::User> for MemberResponse {
 /// Team roles a member may have (org admins are not team members).
 const TEAM_ROLES: &[&str] = &["team_lead", "member", "viewer"];
 
-#[derive(Debug, Serialize)]
+/// A list answer.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct List<T> {
     pub data: Vec<T>,
 }
 
-async fn create_team(
+/// Creates a team.
+#[utoipa::path(
+    post,
+    path = "/v1/teams",
+    tag = "teams",
+    request_body = CreateTeam,
+    responses(
+        (status = 201, description = "The team", body = TeamResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "`conflict`: a team with this slug exists", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn create_team(
     caller: ApiCaller,
     State(_): State<AppState>,
     ApiJson(body): ApiJson<CreateTeam>,
@@ -127,7 +153,20 @@ async fn create_team(
     Ok((StatusCode::CREATED, Json(team.into())))
 }
 
-async fn list_teams(
+/// Lists the teams the caller can see (active ones unless
+/// `include_archived=true`).
+#[utoipa::path(
+    get,
+    path = "/v1/teams",
+    tag = "teams",
+    params(TeamListQuery),
+    responses(
+        (status = 200, description = "The teams", body = List<TeamResponse>),
+        (status = 400, response = BadRequest),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list_teams(
     caller: ApiCaller,
     query: Result<Query<TeamListQuery>, QueryRejection>,
 ) -> Result<Json<List<TeamResponse>>, ApiError> {
@@ -152,7 +191,23 @@ fn org_only(caller: &ApiCaller, what: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn rename_team(
+/// Renames a team (org admins); the slug does not change.
+#[utoipa::path(
+    patch,
+    path = "/v1/teams/{id}",
+    tag = "teams",
+    params(("id" = String, Path, description = "The team's id")),
+    request_body = RenameTeam,
+    responses(
+        (status = 200, description = "The renamed team", body = TeamResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn rename_team(
     caller: ApiCaller,
     Path(id): Path<String>,
     body: Result<ApiJson<RenameTeam>, ApiError>,
@@ -173,7 +228,21 @@ async fn rename_team(
     Ok(Json(team.into()))
 }
 
-async fn archive_team(
+/// Archives a team (org admins): its gateway keys and tokens stop working
+/// and it is hidden from lists unless `include_archived=true`.
+#[utoipa::path(
+    post,
+    path = "/v1/teams/{id}/archive",
+    tag = "teams",
+    params(("id" = String, Path, description = "The team's id")),
+    responses(
+        (status = 200, description = "The archived team", body = TeamResponse),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn archive_team(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<TeamResponse>, ApiError> {
@@ -186,7 +255,19 @@ async fn archive_team(
     Ok(Json(team.into()))
 }
 
-async fn list_members(
+/// Lists a team's members (console users).
+#[utoipa::path(
+    get,
+    path = "/v1/teams/{id}/members",
+    tag = "teams",
+    params(("id" = String, Path, description = "The team's id")),
+    responses(
+        (status = 200, description = "The members", body = List<MemberResponse>),
+        (status = 404, response = NotFound),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list_members(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<List<MemberResponse>>, ApiError> {
@@ -210,7 +291,27 @@ fn member_error(err: store::StoreError, email: &str) -> ApiError {
     }
 }
 
-async fn set_member(
+/// Makes a console user a member of the team with a role, or changes their
+/// role (org admins).
+#[utoipa::path(
+    put,
+    path = "/v1/teams/{id}/members/{email}",
+    tag = "teams",
+    params(
+        ("id" = String, Path, description = "The team's id"),
+        ("email" = String, Path, description = "The console user's email"),
+    ),
+    request_body = SetMember,
+    responses(
+        (status = 200, description = "The member", body = MemberResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such team or console user", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn set_member(
     caller: ApiCaller,
     Path((id, email)): Path<(String, String)>,
     body: Result<ApiJson<SetMember>, ApiError>,
@@ -232,7 +333,24 @@ async fn set_member(
     Ok(Json(user.into()))
 }
 
-async fn remove_member(
+/// Removes a console user from the team (org admins).
+#[utoipa::path(
+    delete,
+    path = "/v1/teams/{id}/members/{email}",
+    tag = "teams",
+    params(
+        ("id" = String, Path, description = "The team's id"),
+        ("email" = String, Path, description = "The console user's email"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such team or console user", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn remove_member(
     caller: ApiCaller,
     Path((id, email)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -245,7 +363,19 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_team(
+/// One team.
+#[utoipa::path(
+    get,
+    path = "/v1/teams/{id}",
+    tag = "teams",
+    params(("id" = String, Path, description = "The team's id")),
+    responses(
+        (status = 200, description = "The team", body = TeamResponse),
+        (status = 404, response = NotFound),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn get_team(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<TeamResponse>, ApiError> {

@@ -8,10 +8,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use store::crypto::TokenKind;
 use store::tokens::{NewToken, TokenRow};
+use utoipa::ToSchema;
 
 use super::auth::ApiCaller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
+use super::openapi::{BadRequest, Forbidden, NotFound, Unprocessable};
 use super::teams::List;
 use crate::AppState;
 
@@ -21,24 +23,32 @@ pub fn router() -> Router<AppState> {
         .route("/tokens/{id}", delete(revoke_token))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
+    /// `gateway` (a `kt_gk_` key for applications) or `access` (a `kt_ak_`
+    /// API token).
+    #[schema(examples("gateway", "access"))]
     pub token_type: String,
+    /// The team the token belongs to (an access token with a team sees only
+    /// that team); absent = org-wide.
     #[serde(default)]
     pub team_id: Option<String>,
     /// RFC 3339; the token stops working then. Default: never.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub id: String,
     pub name: String,
+    /// `gateway` or `access`.
     pub token_type: String,
     pub team_id: Option<String>,
+    /// The first characters of the secret, to recognise it.
     pub prefix: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
@@ -68,7 +78,23 @@ impl From<TokenRow> for TokenResponse {
     }
 }
 
-async fn create_token(
+/// Creates a gateway key or an access token; the secret is in this answer
+/// only.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token, with its secret in `token`", body = TokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such team (`team_id`)", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn create_token(
     caller: ApiCaller,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
@@ -125,14 +151,36 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
-async fn list_tokens(caller: ApiCaller) -> Result<Json<List<TokenResponse>>, ApiError> {
+/// Lists the tokens the caller can see (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "tokens",
+    responses((status = 200, description = "The tokens", body = List<TokenResponse>)),
+    security(("bearer" = [])),
+)]
+pub async fn list_tokens(caller: ApiCaller) -> Result<Json<List<TokenResponse>>, ApiError> {
     let tokens = caller.scoped.list_tokens().await?;
     Ok(Json(List {
         data: tokens.into_iter().map(Into::into).collect(),
     }))
 }
 
-async fn revoke_token(
+/// Revokes a token (not the caller's own).
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token's id")),
+    responses(
+        (status = 200, description = "The revoked token", body = TokenResponse),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`conflict`: a token cannot revoke itself", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn revoke_token(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<TokenResponse>, ApiError> {

@@ -12,10 +12,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use store::StoreError;
 use store::budgets::{Balance, WalletTransaction};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ApiCaller;
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::openapi::{BadRequest, Forbidden, NotFound, Unprocessable};
 use super::teams::List;
 use crate::AppState;
 
@@ -36,32 +38,41 @@ pub fn router() -> Router<AppState> {
         .route("/wallets/transactions", get(transactions))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Allocate {
     pub team_id: String,
     /// USD; negative for a correction.
+    #[schema(example = 250.0)]
     pub amount: f64,
+    /// Why (at most 500 characters), recorded in the ledger.
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BalanceQuery {
+    /// The team (required).
+    #[param(required = true, value_type = String)]
     pub team_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TransactionsQuery {
+    /// The team (required).
+    #[param(required = true, value_type = String)]
     pub team_id: Option<String>,
     /// Newest entries to list (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 /// A wallet as the API shows it (USD).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WalletResponse {
     pub team_id: String,
     /// Credit allocated so far (allocations minus corrections).
@@ -79,11 +90,12 @@ pub struct WalletResponse {
 }
 
 /// One ledger entry.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TransactionResponse {
     pub id: String,
     pub team_id: String,
     /// `allocate` (credit added) or `adjust` (a negative correction).
+    #[schema(examples("allocate", "adjust"))]
     pub kind: String,
     /// USD; negative for a correction.
     pub amount: f64,
@@ -157,7 +169,23 @@ fn required_team(team_id: Option<&str>, path: &str) -> Result<String, ApiError> 
     }
 }
 
-async fn allocate(
+/// Allocates credit to a team's wallet (org admins); a negative amount
+/// corrects an earlier allocation. Every allocation is a ledger entry.
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/allocate",
+    tag = "wallets",
+    request_body = Allocate,
+    responses(
+        (status = 200, description = "The wallet after the allocation", body = WalletResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn allocate(
     caller: ApiCaller,
     body: Result<ApiJson<Allocate>, ApiError>,
 ) -> Result<Json<WalletResponse>, ApiError> {
@@ -232,7 +260,20 @@ async fn allocate(
     Ok(Json(wallet_response(team_id, &balance)))
 }
 
-async fn balance(
+/// A team's wallet: allocated, spent, reserved by gateways, and the balance.
+#[utoipa::path(
+    get,
+    path = "/v1/wallets/balance",
+    tag = "wallets",
+    params(BalanceQuery),
+    responses(
+        (status = 200, description = "The wallet", body = WalletResponse),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn balance(
     caller: ApiCaller,
     query: Result<Query<BalanceQuery>, QueryRejection>,
 ) -> Result<Json<WalletResponse>, ApiError> {
@@ -246,7 +287,20 @@ async fn balance(
     Ok(Json(wallet_response(&team_id, &balance)))
 }
 
-async fn transactions(
+/// A team's wallet ledger, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/wallets/transactions",
+    tag = "wallets",
+    params(TransactionsQuery),
+    responses(
+        (status = 200, description = "Ledger entries, newest first", body = List<TransactionResponse>),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn transactions(
     caller: ApiCaller,
     query: Result<Query<TransactionsQuery>, QueryRejection>,
 ) -> Result<Json<List<TransactionResponse>>, ApiError> {

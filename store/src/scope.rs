@@ -296,7 +296,18 @@ impl Scoped {
         let all = gateways::list(&self.db).await?;
         Ok(match self.scope.team_filter() {
             None => all,
-            Some(team) => all.into_iter().filter(|g| g.serves(team)).collect(),
+            // A gateway serving several teams shows a team only itself: the
+            // other teams it serves are not this tenant's business.
+            Some(team) => all
+                .into_iter()
+                .filter(|g| g.serves(team))
+                .map(|mut g| {
+                    if !g.teams.is_empty() {
+                        g.teams = team.to_owned();
+                    }
+                    g
+                })
+                .collect(),
         })
     }
 

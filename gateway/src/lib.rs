@@ -292,7 +292,15 @@ impl Running {
             background.push(tokio::spawn(reload::watch(gw.clone(), path)));
         }
         let app = router(gw.clone());
-        let served = axum::serve(self.listener, app)
+        // TCP_NODELAY: a streamed answer's small chunks (and the final one)
+        // go out at once instead of waiting on Nagle's algorithm.
+        use axum::serve::ListenerExt as _;
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         for task in background {

@@ -93,42 +93,38 @@ pub(crate) async fn put(
     }
     let sealed = key.encrypt(value.as_bytes(), &context(name, team_id))?;
     let now = now_ms();
+    // Write first (the update), so an SQLite transaction holds the write
+    // lock from its first statement and never has to upgrade a read snapshot.
     let existed = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        let existed: Option<String> = sqlx::query_scalar(
-            "select secret_id from secret where name = $1 and team_id = $2",
+        let updated = sqlx::query(
+            "update secret set sealed = $3, updated_at = $4, updated_by = $5 \
+             where name = $1 and team_id = $2",
         )
         .bind(name)
         .bind(team_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match &existed {
-            Some(id) => {
-                sqlx::query("update secret set sealed = $2, updated_at = $3, updated_by = $4 where secret_id = $1")
-                    .bind(id)
-                    .bind(&sealed)
-                    .bind(now)
-                    .bind(actor)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            None => {
-                sqlx::query(
-                    "insert into secret (secret_id, name, team_id, sealed, created_at, updated_at, updated_by) \
-                     values ($1, $2, $3, $4, $5, $5, $6)",
-                )
-                .bind(new_id())
-                .bind(name)
-                .bind(team_id)
-                .bind(&sealed)
-                .bind(now)
-                .bind(actor)
-                .execute(&mut *tx)
-                .await?;
-            }
+        .bind(&sealed)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            sqlx::query(
+                "insert into secret (secret_id, name, team_id, sealed, created_at, updated_at, updated_by) \
+                 values ($1, $2, $3, $4, $5, $5, $6)",
+            )
+            .bind(new_id())
+            .bind(name)
+            .bind(team_id)
+            .bind(&sealed)
+            .bind(now)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(existed.is_some())
+        Ok::<_, sqlx::Error>(updated > 0)
     })?;
     let row = get(db, name, team_id).await?.ok_or(StoreError::NotFound)?;
     Ok((row, !existed))

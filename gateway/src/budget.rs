@@ -523,7 +523,7 @@ mod tests {
                 .await
                 .unwrap();
             let t = team.team_id.as_str();
-            org.allocate(t, 300, "admin", None).await.unwrap();
+            org.allocate(t, 300, None).await.unwrap();
             let a = Budgets::load(tdb.db.clone(), "a".into()).await.unwrap();
             let now = store::now_ms();
             let r1 = a.reserve(t, 200, None, now).await.unwrap().unwrap();

@@ -316,7 +316,6 @@ impl Scoped {
         &self,
         team_id: &str,
         amount_micros: i64,
-        actor: &str,
         reason: Option<&str>,
     ) -> Result<WalletRow> {
         if self.scope != Scope::Org {
@@ -331,7 +330,8 @@ impl Scoped {
             .map(
                 |w| json!({"allocated_micros": w.allocated_micros, "spent_micros": w.spent_micros}),
             );
-        let wallet = budgets::allocate(&self.db, team_id, amount_micros, actor, reason).await?;
+        let wallet =
+            budgets::allocate(&self.db, team_id, amount_micros, &self.actor, reason).await?;
         self.audit(
             Some(team_id),
             "wallet.allocate",
@@ -377,10 +377,9 @@ impl Scoped {
         name: &str,
         team_id: Option<&str>,
         value: &str,
-        actor: &str,
     ) -> Result<(SecretRow, bool)> {
         let team = self.secret_team(team_id).await?;
-        let (row, created) = secrets::put(&self.db, key, name, &team, value, actor).await?;
+        let (row, created) = secrets::put(&self.db, key, name, &team, value, &self.actor).await?;
         // The value never enters the audit log: only that it changed.
         let masked = json!({"name": name, "team_id": team_id, "value": "***"});
         self.audit(
@@ -423,7 +422,6 @@ impl Scoped {
         kind: &str,
         base_url: Option<&str>,
         secret_name: Option<&str>,
-        actor: &str,
     ) -> Result<ProviderDefault> {
         if self.scope != Scope::Org {
             return Err(StoreError::Forbidden);
@@ -433,7 +431,7 @@ impl Scoped {
             .into_iter()
             .find(|p| p.kind == kind)
             .map(|p| json!({"base_url": p.base_url, "secret": p.secret_name}));
-        let row = secrets::set_provider(&self.db, kind, base_url, secret_name, actor).await?;
+        let row = secrets::set_provider(&self.db, kind, base_url, secret_name, &self.actor).await?;
         self.audit(
             None,
             "provider.set",

@@ -14,8 +14,7 @@ use crate::AppState;
 /// An authenticated API caller.
 pub struct ApiCaller {
     pub token_id: String,
-    /// The token's name (as given at creation), for audit records.
-    pub token_name: String,
+    /// Scoped to the token's team, acting as `name (token id)` in audit records.
     pub scoped: Scoped,
 }
 
@@ -31,8 +30,8 @@ impl ApiCaller {
 
     /// Who acted, as recorded in audit trails (e.g. the wallet ledger): the
     /// token's name and id, e.g. `ci-admin (token 0b6f…)`.
-    pub fn actor(&self) -> String {
-        format!("{} (token {})", self.token_name, self.token_id)
+    pub fn actor(&self) -> &str {
+        self.scoped.actor()
     }
 }
 
@@ -73,7 +72,6 @@ impl FromRequestParts<AppState> for ApiCaller {
         let actor = format!("{} (token {})", token.name, token.token_id);
         Ok(ApiCaller {
             token_id: token.token_id,
-            token_name: token.name,
             scoped: state.db.scoped(scope).acting_as(actor),
         })
     }

@@ -119,7 +119,6 @@ pub async fn put_secret(
             &body.name,
             body.team_id.as_deref(),
             &body.value,
-            &caller.actor(),
         )
         .await
         .map_err(|e| secret_error(e, body.team_id.as_deref()))?;
@@ -281,7 +280,6 @@ pub async fn set_provider(
             kind.as_str(),
             body.base_url.as_deref(),
             body.secret.as_deref(),
-            &caller.actor(),
         )
         .await?;
     Ok(Json(row.into()))

@@ -214,12 +214,7 @@ pub async fn allocate(
             "`reason` must be at most {MAX_REASON_CHARS} characters"
         )));
     }
-    let actor = caller.actor();
-    let wallet = match caller
-        .scoped
-        .allocate(team_id, micros, &actor, reason)
-        .await
-    {
+    let wallet = match caller.scoped.allocate(team_id, micros, reason).await {
         Ok(wallet) => wallet,
         Err(StoreError::Invalid(_)) => {
             // Only a correction can be refused: it would take more than
@@ -249,7 +244,7 @@ pub async fn allocate(
     tracing::info!(
         team_id,
         amount_micros = micros,
-        actor = %actor,
+        actor = %caller.actor(),
         allocated_micros = wallet.allocated_micros,
         "wallet allocation"
     );

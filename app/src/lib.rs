@@ -8,6 +8,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod access;
 pub mod components;
 pub mod format;
 pub mod pages;
@@ -22,10 +23,18 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{SsrMode, StaticSegment};
+use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 
+use crate::pages::api_reference::ApiReferencePage;
+use crate::pages::cost::CostPage;
 use crate::pages::dashboard::DashboardPage;
+use crate::pages::gateway::GatewayPage;
 use crate::pages::login::LoginPage;
+use crate::pages::settings::SettingsIndex;
+use crate::pages::settings::keys::KeysPage;
+use crate::pages::settings::secrets::SecretsPage;
+use crate::pages::settings::teams::TeamsPage;
+use crate::pages::settings::users::UsersPage;
 
 /// The name of the wasm/JS/CSS bundle under `/pkg` (see scripts/build-site.sh).
 pub const OUTPUT_NAME: &str = "kt";
@@ -42,6 +51,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HydrationScripts options />
                 <script src="/echarts.min.js" defer></script>
                 <script src="/charts.js" defer></script>
+                <script src="/console.js" defer></script>
                 <MetaTags />
             </head>
             <body>
@@ -63,6 +73,14 @@ pub fn App() -> impl IntoView {
             <Routes fallback=|| view! { <pages::NotFound /> }>
                 <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
+                <Route path=(StaticSegment("gateways"), ParamSegment("id")) view=GatewayPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("cost") view=CostPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("settings") view=SettingsIndex ssr=SsrMode::Async />
+                <Route path=(StaticSegment("settings"), StaticSegment("keys")) view=KeysPage ssr=SsrMode::Async />
+                <Route path=(StaticSegment("settings"), StaticSegment("teams")) view=TeamsPage ssr=SsrMode::Async />
+                <Route path=(StaticSegment("settings"), StaticSegment("users")) view=UsersPage ssr=SsrMode::Async />
+                <Route path=(StaticSegment("settings"), StaticSegment("secrets")) view=SecretsPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("api-reference") view=ApiReferencePage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -209,6 +209,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
             address: format!("http://{addr}"),
             version: VERSION.to_owned(),
             config_hash: runtime.hash.clone(),
+            cost_limit_micros: runtime.config.cost_limit_micros(),
             demo,
         },
     )

@@ -459,7 +459,7 @@ async fn enforce_limits(
     };
     let (worst, _) = gw.prices.cost(&draft.model, worst_usage);
     let cost_limit = config.cost_limit();
-    let month_cap = cost_limit.map(|(usd, _, _)| (usd * 1_000_000.0).round() as i64);
+    let month_cap = config.cost_limit_micros();
     let unavailable = |err: store::StoreError| {
         tracing::error!(error = %err, "leasing budget failed; refusing the request");
         GatewayError::Unavailable(

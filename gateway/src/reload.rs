@@ -58,7 +58,9 @@ pub async fn check(gw: &Gateway, path: &std::path::Path) {
     match policy::parse(&src) {
         Ok(config) => {
             // Report first, so the fleet view never lags the running config.
-            if let Err(err) = store::gateways::set_config_hash(gw.db(), &gw.gateway_id, &hash).await
+            let limit = config.cost_limit_micros();
+            if let Err(err) =
+                store::gateways::set_config(gw.db(), &gw.gateway_id, &hash, limit).await
             {
                 tracing::warn!(error = %err, "reporting the new config hash failed");
             }

@@ -252,6 +252,13 @@ impl PolicyConfig {
         })
     }
 
+    /// The monthly limit of [`Self::cost_limit`] in micro-USD.
+    pub fn cost_limit_micros(&self) -> Option<i64> {
+        // Limits are validated as finite and non-negative; the cast saturates.
+        self.cost_limit()
+            .map(|(usd, _, _)| (usd * 1_000_000.0).round() as i64)
+    }
+
     /// The first enabled `rate_limit`: (requests per minute, tokens per minute, policy name,
     /// action).
     pub fn rate_limit(&self) -> Option<(u32, Option<u32>, &str, Action)> {

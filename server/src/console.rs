@@ -63,7 +63,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         .with_name("kt_session")
         .with_same_site(SameSite::Strict)
         .with_http_only(true)
-        .with_secure(false)
+        .with_secure(secure_cookies())
         .with_expiry(Expiry::OnInactivity(
             tower_sessions::cookie::time::Duration::seconds(SESSION_IDLE.as_secs() as i64),
         ));
@@ -71,6 +71,12 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let console_state = ConsoleState {
         db: state.db.clone(),
         leptos_options: state.leptos_options.clone(),
+        throttle: Default::default(),
+        master_key: state.master_key.clone(),
+        openapi: std::sync::Arc::new(
+            serde_json::to_value(crate::http::openapi::document())
+                .context("serialising the OpenAPI document")?,
+        ),
     };
     let routes = generate_route_list(app::App);
     let options = state.leptos_options.clone();
@@ -82,7 +88,125 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             move || provide_context(console_state.clone()),
             move || app::shell(options.clone()),
         )
+        .route("/cost/export.csv", axum::routing::get(cost_csv))
         .fallback_service(site)
+        .layer(axum::middleware::from_fn(same_origin_posts))
         .layer(session_layer)
         .with_state(state))
+}
+
+/// Whether the session cookie is marked `Secure` (sent over HTTPS only):
+/// `KT_SECURE_COOKIES=true` when the console is served over HTTPS (behind
+/// a TLS-terminating proxy); off by default so `http://127.0.0.1` works.
+fn secure_cookies() -> bool {
+    std::env::var("KT_SECURE_COOKIES")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// CSRF defence in depth (the session cookie is already `SameSite=Strict`):
+/// a state-changing request to the console from another site is refused.
+/// Browsers say where a request comes from in `Sec-Fetch-Site` (modern) or
+/// `Origin`; a request with neither did not come from a browser page.
+async fn same_origin_posts(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{Method, StatusCode, header};
+    use axum::response::IntoResponse;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !req.uri().path().starts_with("/v1/") {
+        let headers = req.headers();
+        let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        let cross = match site {
+            Some(site) => !matches!(site, "same-origin" | "none"),
+            None => match (
+                headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+                headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+            ) {
+                (Some(origin), Some(host)) => {
+                    origin.split_once("://").map(|(_, h)| h) != Some(host)
+                }
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+        };
+        if cross {
+            tracing::warn!(path = %req.uri().path(), "refused a cross-site form post");
+            return (
+                StatusCode::FORBIDDEN,
+                "cross-site request refused: submit the form from the kt console itself",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+#[derive(serde::Deserialize)]
+struct CsvQuery {
+    #[serde(default)]
+    range: String,
+}
+
+/// `GET /cost/export.csv?range=…`: the Cost Center's figures as CSV, for
+/// the signed-in user's scope (a plain download, so it works without
+/// JavaScript).
+async fn cost_csv(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    session: tower_sessions::Session,
+    axum::extract::Query(q): axum::extract::Query<CsvQuery>,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::{IntoResponse, Redirect};
+    let user_id = match session.get::<String>(app::auth::USER_KEY).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "reading the session failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let user = match store::users::get(&state.db, &user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "loading the user failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable; retry shortly",
+            )
+                .into_response();
+        }
+    };
+    let result = async {
+        let caller = app::auth::caller(&state.db, user)
+            .await
+            .map_err(|e| e.to_string())?;
+        app::pages::cost::load::figures(&caller.scoped, caller.me, &q.range, None, false)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(figures) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    &format!("attachment; filename=\"kt-cost-{}.csv\"", figures.range),
+                ),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            app::pages::cost::load::csv(&figures),
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "building the cost export failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the export failed; see the server log",
+            )
+                .into_response()
+        }
+    }
 }

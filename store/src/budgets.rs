@@ -22,6 +22,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Db, Result, StoreError, new_id, with_pool};
 
+/// The largest allocation (USD) accepted at once.
+pub const MAX_AMOUNT_USD: f64 = 1_000_000_000.0;
+
+/// An allocation in micro-USD: finite, not zero (after rounding to a
+/// micro-dollar), and not absurdly large. The error names `amount`.
+pub fn amount_micros(amount: f64) -> std::result::Result<i64, String> {
+    if !amount.is_finite() || amount.abs() > MAX_AMOUNT_USD {
+        return Err(format!(
+            "`amount` must be a number of USD between -{MAX_AMOUNT_USD:.0} and {MAX_AMOUNT_USD:.0}"
+        ));
+    }
+    let micros = (amount * 1_000_000.0).round() as i64;
+    if micros == 0 {
+        return Err(
+            "`amount` must not be zero: give the USD to add (e.g. 250.0), or a negative amount to correct an earlier allocation (at least $0.000001 either way)".to_owned(),
+        );
+    }
+    Ok(micros)
+}
+
 /// A team's wallet.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
 pub struct WalletRow {

@@ -171,6 +171,23 @@ const COLUMNS: &str = "event_id, created_at, gateway_id, gateway_name, team_id, 
 /// A rollup row: (hour, team, gateway, model, verdict).
 type RollupKey<'a> = (i64, &'a str, &'a str, &'a str, &'a str);
 
+/// Upper bounds (ms) of the latency histogram's buckets (`event_latency_hour`);
+/// the last one also takes anything slower. Kept in step with the backfill in
+/// migration 000009.
+pub const LATENCY_BOUNDS_MS: [i64; 23] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000,
+    20_000, 30_000, 60_000, 120_000, 300_000,
+];
+
+/// The histogram bucket (its upper bound) a latency falls in.
+pub fn latency_bucket(latency_ms: i64) -> i64 {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .copied()
+        .find(|&le| latency_ms <= le)
+        .unwrap_or(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1])
+}
+
 /// What a batch adds to one rollup row.
 #[derive(Debug, Default)]
 struct RollupSum {
@@ -246,6 +263,9 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
         // Rollup increments summed per row for the whole batch: one upsert
         // per (hour, team, gateway, model, verdict), not one per event.
         let mut sums: HashMap<RollupKey<'_>, RollupSum> = HashMap::new();
+        // The latency histogram and the policies that fired, likewise.
+        let mut latencies: HashMap<(i64, &str, &str, i64), i64> = HashMap::new();
+        let mut policies: HashMap<RollupKey<'_>, i64> = HashMap::new();
         // Spend per (team, month) of the events actually inserted, and the
         // events themselves per team (for the wallet).
         let mut spend: HashMap<(&str, i64), i64> = HashMap::new();
@@ -268,6 +288,12 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
                 *spend.entry((team, crate::month_start_ms(e.created_at))).or_default() += e.cost_micros;
                 charged.entry(team).or_default().push((e.created_at, e.cost_micros));
             }
+            *latencies
+                .entry((key.0, key.1, key.2, latency_bucket(e.latency_ms)))
+                .or_default() += 1;
+            if let Some(policy) = e.policy.as_deref().filter(|p| !p.is_empty()) {
+                *policies.entry((key.0, key.1, key.2, policy, key.4)).or_default() += 1;
+            }
             let sum = sums.entry(key).or_default();
             sum.requests += 1;
             sum.input_tokens += e.input_tokens;
@@ -289,6 +315,35 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
                 .bind(sum.latency_ms)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for ((bucket, team, gateway, le), n) in &latencies {
+            sqlx::query(
+                "insert into event_latency_hour (bucket_start, team_id, gateway_id, le_ms, requests) \
+                 values ($1, $2, $3, $4, $5) on conflict (bucket_start, team_id, gateway_id, le_ms) \
+                 do update set requests = event_latency_hour.requests + excluded.requests",
+            )
+            .bind(bucket)
+            .bind(team)
+            .bind(gateway)
+            .bind(le)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for ((bucket, team, gateway, policy, verdict), n) in &policies {
+            sqlx::query(
+                "insert into event_policy_hour (bucket_start, team_id, gateway_id, policy, verdict, requests) \
+                 values ($1, $2, $3, $4, $5, $6) on conflict (bucket_start, team_id, gateway_id, policy, verdict) \
+                 do update set requests = event_policy_hour.requests + excluded.requests",
+            )
+            .bind(bucket)
+            .bind(team)
+            .bind(gateway)
+            .bind(policy)
+            .bind(verdict)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
         }
         for ((team, month), cost) in &spend {
             if let Some(holder) = holder {
@@ -809,6 +864,7 @@ mod tests {
                     address: "127.0.0.1:1".to_owned(),
                     version: "0".to_owned(),
                     config_hash: String::new(),
+                    cost_limit_micros: None,
                     demo: false,
                 },
             )

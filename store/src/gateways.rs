@@ -22,6 +22,8 @@ pub struct GatewayRow {
     pub demo: bool,
     pub started_at: i64,
     pub last_seen_at: i64,
+    /// The monthly `cost_limit` of the config it runs (micro-USD), if any.
+    pub cost_limit_micros: Option<i64>,
 }
 
 impl GatewayRow {
@@ -50,6 +52,8 @@ pub struct Registration {
     pub address: String,
     pub version: String,
     pub config_hash: String,
+    /// The monthly `cost_limit` of its config (micro-USD), if any.
+    pub cost_limit_micros: Option<i64>,
     pub demo: bool,
 }
 
@@ -60,10 +64,11 @@ pub async fn register(db: &Db, reg: &Registration) -> Result<String> {
     let teams = reg.teams.join(",");
     let id: String = with_pool!(db, pool => {
         sqlx::query_scalar(
-            "insert into gateway (gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+            "insert into gateway (gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at, cost_limit_micros) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
              on conflict (name) do update set teams = excluded.teams, address = excluded.address, \
              version = excluded.version, config_hash = excluded.config_hash, demo = excluded.demo, \
+             cost_limit_micros = excluded.cost_limit_micros, \
              started_at = excluded.started_at, last_seen_at = excluded.last_seen_at \
              returning gateway_id",
         )
@@ -75,6 +80,7 @@ pub async fn register(db: &Db, reg: &Registration) -> Result<String> {
         .bind(&reg.config_hash)
         .bind(reg.demo)
         .bind(now)
+        .bind(reg.cost_limit_micros)
         .fetch_one(pool)
         .await
     })?;
@@ -93,11 +99,18 @@ pub async fn heartbeat(db: &Db, gateway_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Records the config hash a gateway runs after a hot reload.
-pub async fn set_config_hash(db: &Db, gateway_id: &str, hash: &str) -> Result<()> {
+/// Records the config a gateway runs after a hot reload: its hash and its
+/// monthly `cost_limit` (micro-USD).
+pub async fn set_config(
+    db: &Db,
+    gateway_id: &str,
+    hash: &str,
+    cost_limit_micros: Option<i64>,
+) -> Result<()> {
     with_pool!(db, pool => {
-        sqlx::query("update gateway set config_hash = $1 where gateway_id = $2")
+        sqlx::query("update gateway set config_hash = $1, cost_limit_micros = $2 where gateway_id = $3")
             .bind(hash)
+            .bind(cost_limit_micros)
             .bind(gateway_id)
             .execute(pool)
             .await
@@ -109,8 +122,8 @@ pub async fn set_config_hash(db: &Db, gateway_id: &str, hash: &str) -> Result<()
 pub(crate) async fn list(db: &Db) -> Result<Vec<GatewayRow>> {
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, GatewayRow>(
-            "select gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at \
-             from gateway order by name",
+            "select gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at, \
+             cost_limit_micros from gateway order by name",
         )
         .fetch_all(pool)
         .await

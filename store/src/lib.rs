@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod events;
 pub mod gateways;
 pub mod prices;
+pub mod rollups;
 mod scope;
 pub mod secrets;
 pub mod teams;
@@ -245,6 +246,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The last millisecond (UTC) of a `YYYY-MM-DD` date: an expiry "on" that
+/// day lets the token work through it. `None` when the text is not a date.
+pub fn end_of_day_ms(date: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(date.trim(), &format).ok()?;
+    let next = day.next_day()?.midnight().assume_utc();
+    i64::try_from(next.unix_timestamp_nanos() / 1_000_000)
+        .ok()
+        .map(|ms| ms - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,3 +286,4 @@ mod tests {
         assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }
+

@@ -12,6 +12,7 @@ use crate::budgets::{Balance, WalletRow, WalletTransaction};
 use crate::crypto::MasterKey;
 use crate::events::{EventFilter, EventGroup, EventPage, EventRow, GroupBy, Totals};
 use crate::gateways::GatewayRow;
+use crate::rollups::{self, Histogram, PolicyCount, RollupFilter, Spend, SpendBy, VerdictHour};
 use crate::secrets::{ProviderDefault, SecretRow};
 use crate::teams::{NewTeam, Team};
 use crate::tokens::{CreatedToken, NewToken, TokenRow};
@@ -290,6 +291,148 @@ impl Scoped {
     /// Requests per hour since `since_ms`: `(bucket_start_ms, requests, cost_micros)`.
     pub async fn hourly(&self, since_ms: i64) -> Result<Vec<(i64, i64, i64)>> {
         events::hourly(&self.db, self.scope.team_filter(), since_ms).await
+    }
+
+    /// Requests and spend per hour and verdict (console charts).
+    pub async fn verdict_hours(&self, f: &RollupFilter) -> Result<Vec<VerdictHour>> {
+        rollups::verdict_hours(&self.db, self.scope.team_filter(), f).await
+    }
+
+    /// The latency histogram of a range (p50 / p95 with [`rollups::quantile`]).
+    pub async fn latency_histogram(&self, f: &RollupFilter) -> Result<Histogram> {
+        rollups::latency(&self.db, self.scope.team_filter(), f).await
+    }
+
+    /// The policies that fired most often in a range.
+    pub async fn top_policies(&self, f: &RollupFilter, limit: i64) -> Result<Vec<PolicyCount>> {
+        rollups::top_policies(&self.db, self.scope.team_filter(), f, limit).await
+    }
+
+    /// Spend per team, model or hour in a range.
+    pub async fn spend_by(&self, f: &RollupFilter, by: SpendBy) -> Result<Vec<Spend>> {
+        rollups::spend_by(&self.db, self.scope.team_filter(), f, by).await
+    }
+
+    /// Console users: every user for the org, a team's members otherwise.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        match self.scope.team_filter() {
+            None => users::list_all(&self.db).await,
+            Some(team) => users::members(&self.db, team).await,
+        }
+    }
+
+    /// Creates a console user with a role (and, for team roles, a team):
+    /// org admins only. `password_hash` is an argon2id hash.
+    pub async fn invite_user(
+        &self,
+        email: &str,
+        role: &str,
+        team_id: Option<&str>,
+        password_hash: &str,
+    ) -> Result<User> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        users::validate_email(email).map_err(StoreError::Invalid)?;
+        let team_id = self.check_role(role, team_id).await?;
+        let user = users::create(&self.db, email, password_hash, role).await?;
+        let user = match team_id {
+            Some(team) => users::set_role(&self.db, &user.user_id, role, Some(team))
+                .await?
+                .ok_or(StoreError::NotFound)?,
+            None => user,
+        };
+        self.audit(
+            user.team_id.as_deref(),
+            "user.invite",
+            ("user", &user.user_id),
+            None,
+            Some(json!({"email": user.email, "role": user.role, "team_id": user.team_id})),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Changes a user's role and team: org admins only.
+    pub async fn set_user_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        team_id: Option<&str>,
+    ) -> Result<User> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let team_id = self.check_role(role, team_id).await?;
+        let before = users::get(&self.db, user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let user = users::set_role(&self.db, user_id, role, team_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.audit(
+            user.team_id.as_deref().or(before.team_id.as_deref()),
+            "user.role",
+            ("user", &user.user_id),
+            Some(json!({"email": before.email, "role": before.role, "team_id": before.team_id})),
+            Some(json!({"email": user.email, "role": user.role, "team_id": user.team_id})),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Deletes a console user: org admins only.
+    pub async fn remove_user(&self, user_id: &str) -> Result<User> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let user = users::delete(&self.db, user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.audit(
+            user.team_id.as_deref(),
+            "user.remove",
+            ("user", &user.user_id),
+            Some(json!({"email": user.email, "role": user.role, "team_id": user.team_id})),
+            None,
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// A role and team that go together: admins have no team, team leads and
+    /// members need one, viewers may have one (or read the whole org's costs).
+    async fn check_role<'t>(
+        &self,
+        role: &str,
+        team_id: Option<&'t str>,
+    ) -> Result<Option<&'t str>> {
+        if !users::ROLES.contains(&role) {
+            return Err(StoreError::Invalid(format!(
+                "unknown role {role:?}; expected one of {}",
+                users::ROLES.join(", ")
+            )));
+        }
+        let team_id = team_id.filter(|t| !t.is_empty());
+        match (role, team_id) {
+            ("admin", Some(_)) => Err(StoreError::Invalid(
+                "org admins see every team; leave the team empty".to_owned(),
+            )),
+            ("team_lead" | "member", None) => Err(StoreError::Invalid(format!(
+                "a {role} belongs to a team; choose one"
+            ))),
+            (_, Some(team)) => {
+                let team_row = self.get_team(team).await?;
+                if team_row.archived_at.is_some() {
+                    return Err(StoreError::Invalid(format!(
+                        "team {} is archived",
+                        team_row.slug
+                    )));
+                }
+                Ok(Some(team))
+            }
+            (_, None) => Ok(None),
+        }
     }
 
     pub async fn list_gateways(&self) -> Result<Vec<GatewayRow>> {

@@ -77,6 +77,22 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// The largest secret value accepted.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// Checks a secret's name and value; the message names the field.
+pub fn validate(name: &str, value: &str) -> std::result::Result<(), String> {
+    if !valid_name(name) {
+        return Err(format!(
+            "`name` {name:?} is not valid: use 1 to 64 letters, digits, `_`, `-` or `.` (configs refer to it as secret_key_ref.secret)"
+        ));
+    }
+    if value.is_empty() || value.len() > MAX_VALUE_BYTES {
+        return Err(format!("`value` must be 1 to {MAX_VALUE_BYTES} bytes"));
+    }
+    Ok(())
+}
+
 /// Stores (or replaces) a secret; `true` when it was new.
 pub(crate) async fn put(
     db: &Db,

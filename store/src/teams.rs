@@ -51,7 +51,7 @@ pub(crate) async fn list(db: &Db, team_filter: Option<&str>) -> Result<Vec<Team>
     })?)
 }
 
-pub(crate) async fn get(db: &Db, team_id: &str) -> Result<Option<Team>> {
+pub async fn get(db: &Db, team_id: &str) -> Result<Option<Team>> {
     let sql = format!("select {COLUMNS} from team where team_id = $1");
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, Team>(&sql).bind(team_id).fetch_optional(pool).await

@@ -125,3 +125,68 @@ pub(crate) async fn by_email(db: &Db, email: &str) -> Result<Option<User>> {
         .await
     })?)
 }
+
+/// Every console user, by email.
+pub(crate) async fn list_all(db: &Db) -> Result<Vec<User>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, User>(
+            "select user_id, email, role, team_id, created_at from app_user order by email",
+        )
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
+/// Sets a user's role and team.
+pub(crate) async fn set_role(
+    db: &Db,
+    user_id: &str,
+    role: &str,
+    team_id: Option<&str>,
+) -> Result<Option<User>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, User>(
+            "update app_user set role = $2, team_id = $3 where user_id = $1 \
+             returning user_id, email, role, team_id, created_at",
+        )
+        .bind(user_id)
+        .bind(role)
+        .bind(team_id)
+        .fetch_optional(pool)
+        .await
+    })?)
+}
+
+/// Deletes a user (their sessions stop working at the next request).
+pub(crate) async fn delete(db: &Db, user_id: &str) -> Result<Option<User>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, User>(
+            "delete from app_user where user_id = $1 returning user_id, email, role, team_id, created_at",
+        )
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+    })?)
+}
+
+/// Checks an email address for a console account: one `@`, something on
+/// both sides, no spaces.
+pub fn validate_email(email: &str) -> std::result::Result<(), String> {
+    let email = email.trim();
+    match email.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.contains(char::is_whitespace)
+                && !domain.contains('@')
+                && email.len() <= 254 =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{email:?} is not an email address (expected name@example.com)"
+        )),
+    }
+}

@@ -1,5 +1,6 @@
-//! Reusable pieces of the console.
+//! Pieces shared by pages.
 
 pub mod chart;
+pub mod events;
 pub mod layout;
 pub mod stat;

@@ -1,19 +1,22 @@
-//! The Dashboard: requests, blocked requests and spend over a range, requests
-//! per hour as a chart, and the most recent events across all gateways the
-//! signed-in user may see.
+//! The Dashboard: requests, blocked share, spend and latency over a range,
+//! traffic by verdict and spend over time, the gateway fleet with health,
+//! and the most recent events, across every gateway the user may see.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
+use crate::access::Me;
 use crate::components::chart::{Chart, ChartData};
-use crate::components::layout::{Header, hydrated_signal};
+use crate::components::events::{EventView, EventsTable};
+use crate::components::layout::{Frame, load_page};
 use crate::components::stat::Stat;
-use crate::format;
 
-/// Ranges the Dashboard offers: `(query value, label, hours)`.
+/// Ranges the Dashboard offers: `(query value, label, hours)`. Ranges are
+/// read from hourly rollups, so they start on a whole hour.
 pub const RANGES: &[(&str, &str, i64)] = &[
+    ("1h", "Last hour", 1),
     ("24h", "Last 24 hours", 24),
     ("7d", "Last 7 days", 24 * 7),
     ("30d", "Last 30 days", 24 * 30),
@@ -22,110 +25,198 @@ pub const RANGES: &[(&str, &str, i64)] = &[
 /// Recent events shown in the table.
 pub const RECENT_EVENTS: i64 = 50;
 
-/// One row of the events table.
+/// The headline figures and charts of a range (Dashboard and gateway page).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventView {
-    pub id: String,
-    pub time: String,
-    pub gateway: String,
-    pub team: String,
-    pub model: String,
-    pub verdict: String,
-    pub reason: String,
-    pub tokens: String,
-    pub cost: String,
-    pub latency_ms: i64,
-    pub streamed: bool,
-    pub demo: bool,
+pub struct Summary {
+    pub range: String,
+    /// The range's first hour, e.g. "2026-11-27 14:00 UTC".
+    pub since: String,
+    pub requests: i64,
+    pub blocked: i64,
+    pub spend_micros: i64,
+    pub tokens: i64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub traffic: ChartData,
+    pub spend: ChartData,
 }
 
-impl EventView {
-    /// The text the client-side filter matches against.
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {} {} {}",
-            self.gateway, self.team, self.model, self.verdict, self.reason, self.time
-        )
-        .to_lowercase()
-    }
+/// A gateway of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayView {
+    pub id: String,
+    pub name: String,
+    pub teams: String,
+    pub address: String,
+    pub version: String,
+    pub status: String,
+    pub last_seen: String,
+    pub config_hash: String,
+    pub demo: bool,
 }
 
 /// Everything the Dashboard shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DashboardData {
-    pub email: String,
-    pub range: String,
-    pub requests: i64,
-    pub blocked: i64,
-    pub spend_micros: i64,
-    pub tokens: i64,
-    pub chart: ChartData,
+    pub me: Me,
+    pub summary: Summary,
+    pub fleet: Vec<GatewayView>,
     pub events: Vec<EventView>,
+}
+
+#[cfg(feature = "ssr")]
+pub mod load {
+    //! Server-side reading shared by the Dashboard and the gateway page.
+
+    use std::collections::HashMap;
+
+    use leptos::prelude::ServerFnError;
+    use store::Scoped;
+    use store::rollups::{RollupFilter, quantile};
+
+    use super::*;
+    use crate::auth::internal;
+    use crate::format;
+
+    /// The range for a query value (unknown values: the default).
+    pub fn range(key: &str) -> (&'static str, i64) {
+        let (key, _, hours) = RANGES
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .copied()
+            .unwrap_or(RANGES[1]);
+        (key, hours)
+    }
+
+    pub async fn summary(
+        scoped: &Scoped,
+        key: &str,
+        gateway_id: Option<&str>,
+    ) -> Result<Summary, ServerFnError> {
+        let (key, hours) = range(key);
+        let now = store::now_ms();
+        // Whole hours: the rollups are hourly, so the range starts at the
+        // top of the hour `hours` ago (the page says so).
+        let since = now - hours * store::events::HOUR_MS;
+        let since = since - since.rem_euclid(store::events::HOUR_MS);
+        let filter = RollupFilter {
+            since_ms: since,
+            gateway_id: gateway_id.map(str::to_owned),
+            team_id: None,
+        };
+        let (rows, hist) = tokio::try_join!(
+            scoped.verdict_hours(&filter),
+            scoped.latency_histogram(&filter)
+        )
+        .map_err(internal)?;
+        let requests = rows.iter().map(|r| r.requests).sum();
+        let blocked = rows
+            .iter()
+            .filter(|r| r.verdict == "block" || r.verdict == "escalate")
+            .map(|r| r.requests)
+            .sum();
+        Ok(Summary {
+            range: key.to_owned(),
+            since: format!(
+                "{} UTC",
+                format::timestamp(&store::format_ms(since))
+                    .get(..16)
+                    .unwrap_or_default()
+            ),
+            requests,
+            blocked,
+            spend_micros: rows.iter().map(|r| r.cost_micros).sum(),
+            tokens: rows.iter().map(|r| r.tokens).sum(),
+            p50_ms: quantile(&hist, 0.5),
+            p95_ms: quantile(&hist, 0.95),
+            traffic: crate::charts::traffic(&rows, since, now),
+            spend: crate::charts::spend(&rows, since, now),
+        })
+    }
+
+    /// Team id → slug, for the teams the caller may see.
+    pub async fn team_slugs(scoped: &Scoped) -> Result<HashMap<String, String>, ServerFnError> {
+        Ok(scoped
+            .list_teams()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|t| (t.team_id, t.slug))
+            .collect())
+    }
+
+    pub async fn fleet(
+        scoped: &Scoped,
+        teams: &HashMap<String, String>,
+    ) -> Result<Vec<GatewayView>, ServerFnError> {
+        let now = store::now_ms();
+        Ok(scoped
+            .list_gateways()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|g| GatewayView {
+                status: g.status(now).to_owned(),
+                last_seen: format::timestamp(&store::format_ms(g.last_seen_at)),
+                teams: if g.teams.is_empty() {
+                    "every team".to_owned()
+                } else {
+                    g.teams
+                        .split(',')
+                        .map(|t| teams.get(t).map_or(t, String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                id: g.gateway_id,
+                name: g.name,
+                address: g.address,
+                version: g.version,
+                config_hash: g.config_hash.chars().take(12).collect(),
+                demo: g.demo,
+            })
+            .collect())
+    }
+
+    pub async fn recent_events(
+        scoped: &Scoped,
+        teams: &HashMap<String, String>,
+        gateway_id: Option<&str>,
+    ) -> Result<Vec<EventView>, ServerFnError> {
+        Ok(scoped
+            .list_events(&store::events::EventFilter {
+                gateway_id: gateway_id.map(str::to_owned),
+                limit: RECENT_EVENTS,
+                ..Default::default()
+            })
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|e| EventView::from_row(e, teams))
+            .collect())
+    }
 }
 
 #[server(prefix = "/api", endpoint = "dashboard")]
 pub async fn load_dashboard(range: String) -> Result<DashboardData, ServerFnError> {
-    use std::collections::HashMap;
-
-    let (user, scoped) = crate::auth::require_user().await?;
-    let internal = crate::auth::internal;
-    let (key, _, hours) = RANGES
-        .iter()
-        .find(|(k, _, _)| *k == range)
-        .copied()
-        .unwrap_or(RANGES[0]);
-    let now = store::now_ms();
-    let since = now - hours * store::events::HOUR_MS;
-    let totals = scoped.totals(since).await.map_err(internal)?;
-    let hourly = scoped.hourly(since).await.map_err(internal)?;
-    let events = scoped
-        .list_events(&store::events::EventFilter {
-            since_ms: Some(since),
-            limit: RECENT_EVENTS,
-            ..Default::default()
-        })
-        .await
-        .map_err(internal)?;
-    let teams: HashMap<String, String> = scoped
-        .list_teams()
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .map(|t| (t.team_id, t.slug))
-        .collect();
-    let events = events
-        .into_iter()
-        .map(|e| EventView {
-            time: format::timestamp(&store::format_ms(e.created_at)),
-            team: e
-                .team_id
-                .as_ref()
-                .and_then(|t| teams.get(t).cloned())
-                .unwrap_or_else(|| "—".to_owned()),
-            tokens: format!(
-                "{} / {}",
-                format::count(e.input_tokens),
-                format::count(e.output_tokens)
-            ),
-            cost: format::usd_precise(e.cost_micros),
-            reason: e.reason.unwrap_or_default(),
-            id: e.event_id,
-            gateway: e.gateway_name,
-            model: e.model,
-            verdict: e.verdict,
-            latency_ms: e.latency_ms,
-            streamed: e.streamed,
-            demo: e.demo,
-        })
-        .collect();
+    let caller = crate::auth::require(crate::access::Role::sees_dashboard).await;
+    let caller = match caller {
+        // A viewer's home is the Cost Center.
+        Err(_) if crate::auth::current_user().await?.is_some() => {
+            leptos_axum::redirect("/cost");
+            return Err(ServerFnError::new(crate::access::FORBIDDEN));
+        }
+        other => other?,
+    };
+    let teams = load::team_slugs(&caller.scoped).await?;
+    let (summary, fleet, events) = tokio::try_join!(
+        load::summary(&caller.scoped, &range, None),
+        load::fleet(&caller.scoped, &teams),
+        load::recent_events(&caller.scoped, &teams, None),
+    )?;
     Ok(DashboardData {
-        email: user.email,
-        range: key.to_owned(),
-        requests: totals.requests,
-        blocked: totals.blocked,
-        spend_micros: totals.cost_micros,
-        tokens: totals.input_tokens + totals.output_tokens,
-        chart: crate::charts::requests_over_time(&hourly, since, now),
+        me: caller.me,
+        summary,
+        fleet,
         events,
     })
 }
@@ -133,144 +224,140 @@ pub async fn load_dashboard(range: String) -> Result<DashboardData, ServerFnErro
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let query = use_query_map();
-    let range = move || {
-        query
-            .read()
-            .get("range")
-            .unwrap_or_else(|| RANGES[0].0.to_owned())
-    };
+    let range = move || query.read().get("range").unwrap_or_default();
     let data = Resource::new(range, load_dashboard);
-    let hydrated = hydrated_signal();
     view! {
         <Title text="Dashboard" />
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(d) => view! { <Dashboard data=d hydrated /> }.into_any(),
-                    Err(e) => view! {
-                        <main class="narrow" data-hydrated=move || hydrated.get().to_string()>
-                            <p role="alert" class="form-error">{e.to_string()}</p>
-                            <p><a href="/login">"Sign in"</a></p>
-                        </main>
-                    }.into_any(),
-                }
-            })}
-        </Suspense>
+        {load_page(data, |d: DashboardData, hydrated| {
+            let any_demo = d.events.iter().any(|e| e.demo) || d.fleet.iter().any(|g| g.demo);
+            view! {
+                <Frame me=d.me crumbs=vec![("/", "Dashboard".to_owned())] hydrated>
+                    <div class="page-head">
+                        <h1>"Dashboard"</h1>
+                        <RangePicker base="/".to_owned() current=d.summary.range.clone() />
+                    </div>
+                    <Show when=move || any_demo>
+                        <p class="demo-banner">
+                            "Demo traffic: requests marked "<span class="badge demo">"demo"</span>
+                            " were answered by kt's built-in demo provider, not by a vendor."
+                        </p>
+                    </Show>
+                    <SummaryView summary=d.summary />
+                    <FleetTable fleet=d.fleet />
+                    <EventsTable events=d.events />
+                </Frame>
+            }
+        })}
+    }
+}
+
+/// The range links (plain links: they work without JavaScript).
+#[component]
+pub fn RangePicker(base: String, current: String) -> impl IntoView {
+    view! {
+        <nav class="ranges" aria-label="Time range">
+            {RANGES
+                .iter()
+                .map(|(key, label, _)| {
+                    let is_current = *key == current;
+                    view! {
+                        <a
+                            href=format!("{base}?range={key}")
+                            class:current=is_current
+                            aria-current=is_current.then_some("page")
+                        >
+                            {*label}
+                        </a>
+                    }
+                })
+                .collect_view()}
+        </nav>
+    }
+}
+
+/// Headline numbers and the traffic and spend charts.
+#[component]
+pub fn SummaryView(summary: Summary) -> impl IntoView {
+    let share = if summary.requests > 0 {
+        format!(
+            "{:.1}% of requests",
+            summary.blocked as f64 * 100.0 / summary.requests as f64
+        )
+    } else {
+        "no requests".to_owned()
+    };
+    let ms = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.0} ms"));
+    view! {
+        <p class="muted range-note">"Since " {summary.since.clone()}</p>
+        <section class="stats">
+            <Stat label="Requests" value=crate::format::count(summary.requests) testid="stat-requests" />
+            <Stat label="Blocked" value=crate::format::count(summary.blocked) testid="stat-blocked" note=share />
+            <Stat label="Spend" value=crate::format::usd(summary.spend_micros) testid="stat-spend" />
+            <Stat label="Tokens" value=crate::format::count(summary.tokens) testid="stat-tokens" />
+            <Stat label="Latency p50" value=ms(summary.p50_ms) testid="stat-p50" />
+            <Stat label="Latency p95" value=ms(summary.p95_ms) testid="stat-p95" />
+        </section>
+        <div class="charts">
+            <Chart name="requests" title="Requests by verdict" data=summary.traffic />
+            <Chart name="spend" title="Spend" data=summary.spend />
+        </div>
     }
 }
 
 #[component]
-fn Dashboard(data: DashboardData, hydrated: ReadSignal<bool>) -> impl IntoView {
-    let (filter, set_filter) = signal(String::new());
-    let total = data.events.len();
-    let haystacks: Vec<String> = data.events.iter().map(EventView::haystack).collect();
-    let visible = move || {
-        let needle = filter.read().trim().to_lowercase();
-        haystacks.iter().filter(|h| h.contains(&needle)).count()
-    };
-    let any_demo = data.events.iter().any(|e| e.demo);
-    let range = data.range.clone();
+fn FleetTable(fleet: Vec<GatewayView>) -> impl IntoView {
+    let empty = fleet.is_empty();
     view! {
-        <Header email=data.email.clone() />
-        <main class="page" data-hydrated=move || hydrated.get().to_string()>
-            <div class="page-head">
-                <h1>"Dashboard"</h1>
-                <nav class="ranges" aria-label="Time range">
-                    {RANGES
-                        .iter()
-                        .map(|(key, label, _)| {
-                            let current = *key == range;
-                            view! {
-                                <a
-                                    href=format!("/?range={key}")
-                                    class:current=current
-                                    aria-current=current.then_some("page")
-                                >
-                                    {*label}
-                                </a>
-                            }
-                        })
-                        .collect_view()}
-                </nav>
-            </div>
-            <Show when=move || any_demo>
-                <p class="demo-banner">
-                    "Demo traffic: requests marked "<span class="badge demo">"demo"</span>
-                    " were answered by kt's built-in demo provider, not by a vendor."
-                </p>
-            </Show>
-            <section class="stats">
-                <Stat label="Requests" value=format::count(data.requests) testid="stat-requests" />
-                <Stat label="Blocked" value=format::count(data.blocked) testid="stat-blocked" />
-                <Stat label="Spend" value=format::usd(data.spend_micros) testid="stat-spend" />
-                <Stat label="Tokens" value=format::count(data.tokens) testid="stat-tokens" />
-            </section>
-            <Chart name="requests" title="Requests over time" data=data.chart />
-            <section class="events">
-                <div class="events-head">
-                    <h2>"Recent events"</h2>
-                    <input
-                        id="event-filter"
-                        type="search"
-                        placeholder="Filter by model, team, gateway, verdict…"
-                        aria-label="Filter events"
-                        prop:value=filter
-                        on:input=move |ev| set_filter.set(event_target_value(&ev))
-                    />
-                    <span class="muted" data-testid="event-count">
-                        {move || format!("{} of {total} events", visible())}
-                    </span>
-                </div>
-                <table id="recent-events">
-                    <thead>
-                        <tr>
-                            <th>"Time (UTC)"</th>
-                            <th>"Gateway"</th>
-                            <th>"Team"</th>
-                            <th>"Model"</th>
-                            <th>"Verdict"</th>
-                            <th class="num">"Tokens in / out"</th>
-                            <th class="num">"Cost"</th>
-                            <th class="num">"Latency"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {data
-                            .events
-                            .into_iter()
-                            .map(|e| {
-                                let haystack = e.haystack();
-                                let shown = move || haystack.contains(&filter.read().trim().to_lowercase());
-                                view! {
-                                    <tr data-event-id=e.id.clone() style:display=move || if shown() { "" } else { "none" }>
-                                        <td>{e.time.clone()}</td>
-                                        <td>{e.gateway.clone()}</td>
-                                        <td>{e.team.clone()}</td>
-                                        <td>
-                                            <span class="model">{e.model.clone()}</span>
-                                            {e.demo.then(|| view! { <span class="badge demo">"demo"</span> })}
-                                            {e.streamed.then(|| view! { <span class="badge">"stream"</span> })}
-                                        </td>
-                                        <td>
-                                            <span class=format!("verdict verdict-{}", e.verdict) title=e.reason.clone()>
-                                                {e.verdict.clone()}
-                                            </span>
-                                        </td>
-                                        <td class="num">{e.tokens.clone()}</td>
-                                        <td class="num">{e.cost.clone()}</td>
-                                        <td class="num">{format!("{} ms", e.latency_ms)}</td>
-                                    </tr>
-                                }
-                            })
-                            .collect_view()}
-                    </tbody>
-                </table>
-                <Show when=move || total == 0>
+        <section class="panel" aria-labelledby="fleet-title">
+            <h2 id="fleet-title">"Gateways"</h2>
+            {if empty {
+                view! {
                     <p class="empty">
-                        "No requests yet in this range. Send one through a gateway and it appears here."
+                        "No gateway has registered yet. Start one with "<code>"kt gateway run"</code>"."
                     </p>
-                </Show>
-            </section>
-        </main>
+                }
+                    .into_any()
+            } else {
+                view! {
+                    <div class="table-scroll">
+                        <table id="fleet">
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Gateway"</th>
+                                    <th scope="col">"Status"</th>
+                                    <th scope="col">"Teams"</th>
+                                    <th scope="col">"Address"</th>
+                                    <th scope="col">"Version"</th>
+                                    <th scope="col">"Config"</th>
+                                    <th scope="col">"Last heartbeat (UTC)"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {fleet
+                                    .into_iter()
+                                    .map(|g| {
+                                        view! {
+                                            <tr data-gateway=g.name.clone()>
+                                                <td>
+                                                    <a href=format!("/gateways/{}", g.id)>{g.name.clone()}</a>
+                                                    {g.demo.then(|| view! { <span class="badge demo">"demo"</span> })}
+                                                </td>
+                                                <td><span class=format!("health health-{}", g.status)>{g.status.clone()}</span></td>
+                                                <td>{g.teams}</td>
+                                                <td><code>{g.address}</code></td>
+                                                <td>{g.version}</td>
+                                                <td><code>{g.config_hash}</code></td>
+                                                <td>{g.last_seen}</td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }
+                    .into_any()
+            }}
+        </section>
     }
 }

@@ -12,9 +12,14 @@ use crate::components::layout::hydrated_signal;
 /// Dashboard, otherwise back to the form with an error flag.
 #[server(prefix = "/api", endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<(), ServerFnError> {
+    use crate::auth::SignIn;
     match crate::auth::sign_in(&email, &password).await? {
-        true => leptos_axum::redirect("/"),
-        false => leptos_axum::redirect("/login?error=invalid"),
+        SignIn::Ok => leptos_axum::redirect("/"),
+        SignIn::Failed => leptos_axum::redirect("/login?error=invalid"),
+        SignIn::Throttled(wait) => {
+            let minutes = wait.as_secs().div_ceil(60);
+            leptos_axum::redirect(&format!("/login?error=throttled&minutes={minutes}"))
+        }
     }
     Ok(())
 }
@@ -31,17 +36,25 @@ pub async fn logout() -> Result<(), ServerFnError> {
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
     let query = use_query_map();
-    let failed = move || query.read().get("error").is_some();
+    let error = move || {
+        let q = query.read();
+        match q.get("error").as_deref() {
+            None => None,
+            Some("throttled") => Some(format!(
+                "Too many failed sign-ins for this account. Try again in {} minutes.",
+                q.get("minutes").unwrap_or_else(|| "15".to_owned())
+            )),
+            Some(_) => Some("Invalid email or password.".to_owned()),
+        }
+    };
     let hydrated = hydrated_signal();
     view! {
         <Title text="Sign in" />
         <main class="login" data-hydrated=move || hydrated.get().to_string()>
             <h1>"Sign in to kt"</h1>
-            <Show when=failed>
-                <p role="alert" class="form-error">
-                    "Invalid email or password."
-                </p>
-            </Show>
+            {move || error().map(|message| view! {
+                <p role="alert" class="form-error">{message}</p>
+            })}
             <ActionForm action=login>
                 <label>
                     "Email" <input type="email" name="email" required autocomplete="username" />

@@ -1,7 +1,11 @@
 //! The console's pages, one module each.
 
+pub mod api_reference;
+pub mod cost;
 pub mod dashboard;
+pub mod gateway;
 pub mod login;
+pub mod settings;
 
 use leptos::prelude::*;
 

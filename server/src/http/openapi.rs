@@ -90,6 +90,11 @@ pub struct ApiDoc;
 /// The document, built once.
 static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
 
+/// The document (for the console's API reference page).
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    &DOCUMENT
+}
+
 /// The OpenAPI 3.1 document of this API (no authentication needed).
 #[utoipa::path(
     get,

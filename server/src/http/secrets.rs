@@ -20,9 +20,6 @@ use super::openapi::{BadRequest, Forbidden, NotFound, Unprocessable};
 use super::teams::List;
 use crate::AppState;
 
-/// Longest secret value accepted.
-const MAX_VALUE_BYTES: usize = 16 * 1024;
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/secrets", get(list_secrets).post(put_secret))
@@ -101,17 +98,7 @@ pub async fn put_secret(
     body: Result<ApiJson<NewSecret>, ApiError>,
 ) -> Result<(StatusCode, Json<SecretResponse>), ApiError> {
     let ApiJson(body) = body?;
-    if !store::secrets::valid_name(&body.name) {
-        return Err(ApiError::Unprocessable(format!(
-            "`name` {:?} is not valid: use 1 to 64 letters, digits, `_`, `-` or `.` (configs refer to it as secret_key_ref.secret)",
-            body.name
-        )));
-    }
-    if body.value.is_empty() || body.value.len() > MAX_VALUE_BYTES {
-        return Err(ApiError::Unprocessable(format!(
-            "`value` must be 1 to {MAX_VALUE_BYTES} bytes"
-        )));
-    }
+    store::secrets::validate(&body.name, &body.value).map_err(ApiError::Unprocessable)?;
     let (row, created) = caller
         .scoped
         .put_secret(

@@ -27,7 +27,6 @@ const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 /// Largest single allocation or correction, in USD (keeps micro-USD sums far
 /// from overflowing).
-const MAX_AMOUNT_USD: f64 = 1_000_000_000.0;
 /// Longest `reason`, in characters.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -142,21 +141,9 @@ impl From<WalletTransaction> for TransactionResponse {
     }
 }
 
-/// The amount in micro-USD: finite, not zero (after rounding to a
-/// micro-dollar), and not absurdly large.
+/// The amount in micro-USD (see [`store::budgets::amount_micros`]).
 fn amount_micros(amount: f64) -> Result<i64, ApiError> {
-    if !amount.is_finite() || amount.abs() > MAX_AMOUNT_USD {
-        return Err(ApiError::Unprocessable(format!(
-            "`amount` must be a number of USD between -{MAX_AMOUNT_USD:.0} and {MAX_AMOUNT_USD:.0}"
-        )));
-    }
-    let micros = (amount * 1_000_000.0).round() as i64;
-    if micros == 0 {
-        return Err(ApiError::Unprocessable(
-            "`amount` must not be zero: give the USD to add (e.g. 250.0), or a negative amount to correct an earlier allocation (at least $0.000001 either way)".to_owned(),
-        ));
-    }
-    Ok(micros)
+    store::budgets::amount_micros(amount).map_err(ApiError::Unprocessable)
 }
 
 /// The `team_id` query parameter, required.

@@ -1,0 +1,239 @@
+//! What the console's pages read: traffic, verdicts, spend, latency and the
+//! policies that fired, always from the hourly rollups (`event_rollup_hour`,
+//! `event_latency_hour`, `event_policy_hour`), never by scanning events, so
+//! a page costs the same with ten events or ten million.
+//!
+//! Every function takes the caller's team filter (`None` = the whole org)
+//! and is reached through [`crate::Scoped`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::HOUR_MS;
+use crate::{Db, Result, with_pool};
+
+/// Which slice of the rollups to read.
+#[derive(Debug, Clone, Default)]
+pub struct RollupFilter {
+    /// Start of the range (rounded down to the hour).
+    pub since_ms: i64,
+    /// One gateway only (by id).
+    pub gateway_id: Option<String>,
+    /// One team only (within the caller's scope).
+    pub team_id: Option<String>,
+}
+
+/// One hour of one verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct VerdictHour {
+    pub bucket_start: i64,
+    pub verdict: String,
+    pub requests: i64,
+    pub tokens: i64,
+    pub cost_micros: i64,
+}
+
+/// How often a policy fired with one verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct PolicyCount {
+    pub policy: String,
+    pub verdict: String,
+    pub requests: i64,
+}
+
+/// Spend of one team, model or day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Spend {
+    /// Team id, model, or the hour a day starts at (as text).
+    pub key: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+}
+
+/// The latency histogram of a range: `(upper bound ms, requests)`, by bound.
+pub type Histogram = Vec<(i64, i64)>;
+
+/// `where` clause over a rollup table aliased `r`, and its arguments (the
+/// team filter of the scope, then the filter's).
+fn conditions(scope_team: Option<&str>, f: &RollupFilter) -> (String, Vec<String>, i64) {
+    let mut sql = String::from(" where r.bucket_start >= $1");
+    let mut args = Vec::new();
+    for (column, value) in [
+        ("r.team_id", scope_team.map(str::to_owned)),
+        ("r.team_id", f.team_id.clone()),
+        ("r.gateway_id", f.gateway_id.clone()),
+    ] {
+        if let Some(value) = value {
+            args.push(value);
+            sql.push_str(&format!(" and {column} = ${}", args.len() + 1));
+        }
+    }
+    (sql, args, f.since_ms - f.since_ms.rem_euclid(HOUR_MS))
+}
+
+macro_rules! fetch {
+    ($db:expr, $ty:ty, $sql:expr, $since:expr, $args:expr) => {{
+        let sql = $sql;
+        with_pool!($db, pool => {
+            let mut q = sqlx::query_as::<_, $ty>(&sql).bind($since);
+            for arg in $args {
+                q = q.bind(arg);
+            }
+            q.fetch_all(pool).await
+        })
+    }};
+}
+
+/// Requests and spend per hour and verdict.
+pub(crate) async fn verdict_hours(
+    db: &Db,
+    scope_team: Option<&str>,
+    f: &RollupFilter,
+) -> Result<Vec<VerdictHour>> {
+    let (w, args, since) = conditions(scope_team, f);
+    Ok(fetch!(
+        db,
+        VerdictHour,
+        format!(
+            "select r.bucket_start, r.verdict, cast(sum(r.requests) as bigint) as requests, \
+             cast(sum(r.input_tokens + r.output_tokens) as bigint) as tokens, \
+             cast(sum(r.cost_micros) as bigint) as cost_micros from event_rollup_hour r{w} \
+             group by r.bucket_start, r.verdict order by r.bucket_start, r.verdict"
+        ),
+        since,
+        &args
+    )?)
+}
+
+/// The latency histogram of the range.
+pub(crate) async fn latency(
+    db: &Db,
+    scope_team: Option<&str>,
+    f: &RollupFilter,
+) -> Result<Histogram> {
+    let (w, args, since) = conditions(scope_team, f);
+    Ok(fetch!(
+        db,
+        (i64, i64),
+        format!(
+            "select r.le_ms, cast(sum(r.requests) as bigint) from event_latency_hour r{w} \
+             group by r.le_ms order by r.le_ms"
+        ),
+        since,
+        &args
+    )?)
+}
+
+/// The policies that fired most often (blocked, redacted, warned…).
+pub(crate) async fn top_policies(
+    db: &Db,
+    scope_team: Option<&str>,
+    f: &RollupFilter,
+    limit: i64,
+) -> Result<Vec<PolicyCount>> {
+    let (w, args, since) = conditions(scope_team, f);
+    let mut rows: Vec<PolicyCount> = fetch!(
+        db,
+        PolicyCount,
+        format!(
+            "select r.policy, r.verdict, cast(sum(r.requests) as bigint) as requests \
+             from event_policy_hour r{w} group by r.policy, r.verdict"
+        ),
+        since,
+        &args
+    )?;
+    rows.sort_by(|a, b| {
+        b.requests
+            .cmp(&a.requests)
+            .then_with(|| (&a.policy, &a.verdict).cmp(&(&b.policy, &b.verdict)))
+    });
+    rows.truncate(usize::try_from(limit.max(0)).unwrap_or(0));
+    Ok(rows)
+}
+
+/// Spend grouped by `team_id` or `model`, highest first.
+pub(crate) async fn spend_by(
+    db: &Db,
+    scope_team: Option<&str>,
+    f: &RollupFilter,
+    column: SpendBy,
+) -> Result<Vec<Spend>> {
+    let (w, args, since) = conditions(scope_team, f);
+    let column = match column {
+        SpendBy::Team => "r.team_id",
+        SpendBy::Model => "r.model",
+        SpendBy::Hour => "cast(r.bucket_start as text)",
+    };
+    let mut rows: Vec<Spend> = fetch!(
+        db,
+        Spend,
+        format!(
+            "select {column} as key, cast(sum(r.requests) as bigint) as requests, \
+             cast(sum(r.input_tokens) as bigint) as input_tokens, \
+             cast(sum(r.output_tokens) as bigint) as output_tokens, \
+             cast(sum(r.cost_micros) as bigint) as cost_micros \
+             from event_rollup_hour r{w} group by {column}"
+        ),
+        since,
+        &args
+    )?;
+    rows.sort_by(|a, b| {
+        b.cost_micros
+            .cmp(&a.cost_micros)
+            .then(b.requests.cmp(&a.requests))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    Ok(rows)
+}
+
+/// What [`spend_by`] groups on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendBy {
+    Team,
+    Model,
+    /// Per rollup hour (the key is the hour's start in unix ms).
+    Hour,
+}
+
+/// The `q`-quantile (0..=1) of a histogram, interpolated linearly within the
+/// bucket it falls in (the first bucket starts at 0 ms). `None` when empty.
+pub fn quantile(hist: &[(i64, i64)], q: f64) -> Option<f64> {
+    let total: i64 = hist.iter().map(|(_, n)| n).sum();
+    if total <= 0 {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * total as f64).max(1.0);
+    let mut seen = 0i64;
+    let mut lower = 0i64;
+    for &(le, n) in hist {
+        if n > 0 && (seen + n) as f64 >= rank {
+            let within = (rank - seen as f64) / n as f64;
+            return Some(lower as f64 + (le - lower) as f64 * within);
+        }
+        seen += n;
+        lower = le;
+    }
+    hist.last().map(|&(le, _)| le as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        assert_eq!(quantile(&[], 0.5), None);
+        // 100 requests all ≤ 10 ms (bucket 5..10): the median is in the middle.
+        let h = vec![(5, 0), (10, 100)];
+        assert_eq!(quantile(&h, 0.5), Some(7.5));
+        // 90 fast, 10 slow: p50 among the fast ones, p95 among the slow ones.
+        let h = vec![(1, 90), (1000, 10)];
+        let p50 = quantile(&h, 0.5).unwrap();
+        let p95 = quantile(&h, 0.95).unwrap();
+        assert!(p50 <= 1.0, "{p50}");
+        assert!((500.0..=1000.0).contains(&p95), "{p95}");
+    }
+}

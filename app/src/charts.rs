@@ -166,7 +166,7 @@ pub fn bars(series: &str, unit: &str, pairs: &[(String, i64)], money: bool) -> C
     let labels: Vec<String> = pairs.iter().map(|(l, _)| l.clone()).collect();
     let show = |v: i64| {
         if money {
-            format::usd(v)
+            format::usd_precise(v)
         } else {
             format::count(v)
         }

@@ -472,3 +472,212 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     await use(new KtConsole(page, javaScriptEnabled !== false, creds, consoleGuard));
   },
 });
+
+// ---------------------------------------------------------------------------------------------
+// Console pages beyond the Dashboard (Cost Center, Settings, roles): the `ui` fixture.
+//
+// Every mutation in the console is a plain `<form method="post" action="/api/…">` whose server
+// function stores a one-time flash message in the session and redirects back (post → redirect →
+// get), so the same helpers work with and without JavaScript.
+
+/** The text a page shows when the signed-in role may not open it. */
+export const FORBIDDEN_TEXT = 'Your role does not give access to this page.';
+
+/** A short unique suffix for names (teams, users, keys); starts with a letter-safe timestamp. */
+export function uniqueSuffix(): string {
+  return `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+}
+
+/** A fresh e-mail address for an invited user. */
+export function uniqueEmail(prefix = 'e2e'): string {
+  return `${prefix}-${uniqueSuffix()}@example.com`;
+}
+
+/** A fresh team slug (lowercase letter first, letters, digits and dashes). */
+export function uniqueSlug(prefix = 'e2e'): string {
+  return `${prefix}-${uniqueSuffix()}`;
+}
+
+/** "$12.3456" → 12.3456 */
+export function parseUsd(text: string): number {
+  const m = /(-?)\$(\d[\d,]*\.\d+)/.exec(text);
+  if (!m) throw new Error(`no USD amount in "${text}"`);
+  return Number(m[2].replace(/,/g, '')) * (m[1] === '-' ? -1 : 1);
+}
+
+export class ConsoleUi {
+  constructor(
+    readonly page: Page,
+    readonly kt: KtConsole,
+  ) {}
+
+  // --- pages and artifacts ---
+
+  /** Saves a full-page screenshot as a test artifact (`<name>.png` in the test's output dir). */
+  async shot(name: string): Promise<void> {
+    const file = base.info().outputPath(`${name.replace(/[^\w.-]+/g, '-')}.png`);
+    await this.page.screenshot({ path: file, fullPage: true });
+  }
+
+  /** Opens `path`, waits for hydration (JS project) and saves a screenshot when `shot` is given. */
+  async visit(path: string, shot?: string): Promise<void> {
+    await this.page.goto(path);
+    await this.kt.settle();
+    if (shot) await this.shot(shot);
+  }
+
+  heading(text: string | RegExp): Locator {
+    const re = typeof text === 'string' ? new RegExp(`^\\s*${escapeRegExp(text)}\\s*$`) : text;
+    return this.page.locator('main h1').filter({ hasText: re });
+  }
+
+  topNav(): Locator {
+    return this.page.locator('header.topbar nav.primary');
+  }
+
+  /** The labels of the top navigation, in order. */
+  async topNavLabels(): Promise<string[]> {
+    return (await this.topNav().locator('a').allTextContents()).map((t) => t.trim());
+  }
+
+  settingsTabs(): Locator {
+    return this.page.locator('nav.tabs');
+  }
+
+  async settingsTabLabels(): Promise<string[]> {
+    return (await this.settingsTabs().locator('a').allTextContents()).map((t) => t.trim());
+  }
+
+  crumbs(): Locator {
+    return this.page.locator('nav.crumbs');
+  }
+
+  role(): Locator {
+    return this.page.getByTestId('role');
+  }
+
+  // --- sign-in as someone other than the demo admin ---
+
+  /** Signs in with the login form and expects to land on `landing`. */
+  async signInAs(email: string, password: string, landing = '/'): Promise<void> {
+    await this.kt.openLogin();
+    await this.kt.submitLogin(email, password);
+    await this.kt.expectPath(landing);
+    await this.kt.settle();
+  }
+
+  // --- forms and flash messages ---
+
+  flash(): Locator {
+    return this.page.getByTestId('flash');
+  }
+
+  secret(): Locator {
+    return this.page.getByTestId('secret');
+  }
+
+  /**
+   * Clicks a submit button of a plain form and waits for the redirect that follows the post
+   * (the GET document request redirected from the POST), then for hydration.
+   */
+  async submit(button: Locator): Promise<void> {
+    const followed = this.page.waitForResponse(
+      (res) => {
+        const req = res.request();
+        return req.isNavigationRequest() && req.method() === 'GET' && req.redirectedFrom()?.method() === 'POST';
+      },
+      { timeout: 20_000 },
+    );
+    await button.click();
+    await followed;
+    await this.page.waitForLoadState('load');
+    await this.kt.settle();
+  }
+
+  /** Expects an ok flash containing `text`. */
+  async expectFlashOk(text: string | RegExp): Promise<void> {
+    await expect(this.flash()).toBeVisible();
+    await expect(this.flash(), 'the flash reports success (class "flash ok")').toHaveClass(/(^|\s)ok(\s|$)/);
+    await expect(this.flash()).toContainText(text);
+  }
+
+  /** The one-time secret shown in the flash (trimmed). */
+  async takeSecret(): Promise<string> {
+    await expect(this.secret()).toBeVisible();
+    const secret = ((await this.secret().textContent()) ?? '').trim();
+    expect(secret.length, 'a one-time secret in [data-testid=secret]').toBeGreaterThan(0);
+    return secret;
+  }
+
+  // --- Settings › Teams ---
+
+  teamSection(slug: string): Locator {
+    return this.page.locator(`section.team[data-team="${slug}"]`);
+  }
+
+  /** Creates a team as an org admin (on /settings/teams) and checks it is listed. */
+  async createTeam(slug: string, name = `Team ${slug}`): Promise<void> {
+    if (new URL(this.page.url()).pathname !== '/settings/teams') await this.visit('/settings/teams');
+    const form = this.page.locator('form#create-team');
+    await form.locator('input[name="name"]').fill(name);
+    await form.locator('input[name="slug"]').fill(slug);
+    await this.submit(form.getByRole('button', { name: 'Create team' }));
+    await this.expectFlashOk(`Created team ${name} (${slug})`);
+    await expect(this.teamSection(slug)).toBeVisible();
+  }
+
+  // --- Settings › Users ---
+
+  /**
+   * Invites a user as an org admin (on /settings/users) and returns the one-time password from
+   * the flash. `teamSlug` picks the team by its label; omitted, the "(none…)" choice is kept.
+   */
+  async inviteUser(email: string, role: 'admin' | 'team_lead' | 'member' | 'viewer', teamSlug?: string): Promise<string> {
+    if (new URL(this.page.url()).pathname !== '/settings/users') await this.visit('/settings/users');
+    const form = this.page.locator('form#invite-user');
+    await form.locator('input[name="email"]').fill(email);
+    await form.locator('select[name="role"]').selectOption(role);
+    if (teamSlug) await form.locator('select[name="team_id"]').selectOption({ label: teamSlug });
+    else await form.locator('select[name="team_id"]').selectOption('');
+    await this.submit(form.getByRole('button', { name: 'Invite' }));
+    await this.expectFlashOk(`Invited ${email}`);
+    const password = await this.takeSecret();
+    await expect(this.page.locator(`table#users tr[data-user="${email}"]`)).toBeVisible();
+    return password;
+  }
+
+  // --- Settings › Keys ---
+
+  keyRow(name: string): Locator {
+    return this.page.locator(`table#keys tr[data-key-name="${name}"]`);
+  }
+
+  /**
+   * Creates a key on /settings/keys and returns its one-time secret. `teamSlug` picks the team by
+   * its label; `''` picks the org-wide (empty) choice; omitted, the form's default is kept.
+   */
+  async createKey(name: string, kind: 'gateway' | 'access', teamSlug?: string): Promise<string> {
+    if (new URL(this.page.url()).pathname !== '/settings/keys') await this.visit('/settings/keys');
+    const form = this.page.locator('form#create-key');
+    await form.locator('input[name="name"]').fill(name);
+    await form.locator('select[name="kind"]').selectOption(kind);
+    if (teamSlug === '') await form.locator('select[name="team_id"]').selectOption('');
+    else if (teamSlug) await form.locator('select[name="team_id"]').selectOption({ label: teamSlug });
+    await this.submit(form.getByRole('button', { name: 'Create key' }));
+    await this.expectFlashOk(`Created ${kind} key`);
+    await expect(this.flash()).toContainText(name);
+    return this.takeSecret();
+  }
+}
+
+/** A gateway client with another key than the demo one. */
+export function gatewayWithKey(request: APIRequestContext, key: string): Gateway {
+  return new Gateway(request, key);
+}
+
+/** `test` with the `ui` fixture (Cost Center, Settings and role helpers). */
+export const consoleTest = test.extend<{ ui: ConsoleUi }>({
+  ui: async ({ page, kt }, use) => {
+    await use(new ConsoleUi(page, kt));
+  },
+});

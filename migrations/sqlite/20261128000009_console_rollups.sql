@@ -48,3 +48,54 @@ select bucket_start, team_id, gateway_id, le_ms, count(*) from (
     from event
 ) e
 group by bucket_start, team_id, gateway_id, le_ms;
+
+-- Daily copies of the three rollups, for ranges of days (7d, 30d, this
+-- month): a month of a large org is ~30 rows per series instead of ~720.
+create table event_rollup_day (
+    bucket_start  bigint not null,
+    team_id       text not null,
+    gateway_id    text not null,
+    model         text not null,
+    verdict       text not null,
+    requests      bigint not null,
+    input_tokens  bigint not null,
+    output_tokens bigint not null,
+    cost_micros   bigint not null,
+    latency_ms_sum bigint not null,
+    constraint event_rollup_day_pkey primary key (bucket_start, team_id, gateway_id, model, verdict)
+);
+
+create table event_latency_day (
+    bucket_start bigint not null,
+    team_id      text not null,
+    gateway_id   text not null,
+    le_ms        bigint not null,
+    requests     bigint not null,
+    constraint event_latency_day_pkey primary key (bucket_start, team_id, gateway_id, le_ms)
+);
+
+create table event_policy_day (
+    bucket_start bigint not null,
+    team_id      text not null,
+    gateway_id   text not null,
+    policy       text not null,
+    verdict      text not null,
+    requests     bigint not null,
+    constraint event_policy_day_pkey primary key (bucket_start, team_id, gateway_id, policy, verdict)
+);
+
+insert into event_rollup_day (bucket_start, team_id, gateway_id, model, verdict, requests, input_tokens, output_tokens, cost_micros, latency_ms_sum)
+select bucket_start - (bucket_start % 86400000), team_id, gateway_id, model, verdict,
+    sum(requests), sum(input_tokens), sum(output_tokens), sum(cost_micros), sum(latency_ms_sum)
+from event_rollup_hour
+group by bucket_start - (bucket_start % 86400000), team_id, gateway_id, model, verdict;
+
+insert into event_latency_day (bucket_start, team_id, gateway_id, le_ms, requests)
+select bucket_start - (bucket_start % 86400000), team_id, gateway_id, le_ms, sum(requests)
+from event_latency_hour
+group by bucket_start - (bucket_start % 86400000), team_id, gateway_id, le_ms;
+
+insert into event_policy_day (bucket_start, team_id, gateway_id, policy, verdict, requests)
+select bucket_start - (bucket_start % 86400000), team_id, gateway_id, policy, verdict, sum(requests)
+from event_policy_hour
+group by bucket_start - (bucket_start % 86400000), team_id, gateway_id, policy, verdict;

@@ -211,15 +211,34 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
     if events.is_empty() {
         return Ok(());
     }
-    let rollup = "insert into event_rollup_hour \
-        (bucket_start, team_id, gateway_id, model, verdict, requests, input_tokens, output_tokens, cost_micros, latency_ms_sum) \
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-        on conflict (bucket_start, team_id, gateway_id, model, verdict) do update set \
-        requests = event_rollup_hour.requests + excluded.requests, \
-        input_tokens = event_rollup_hour.input_tokens + excluded.input_tokens, \
-        output_tokens = event_rollup_hour.output_tokens + excluded.output_tokens, \
-        cost_micros = event_rollup_hour.cost_micros + excluded.cost_micros, \
-        latency_ms_sum = event_rollup_hour.latency_ms_sum + excluded.latency_ms_sum";
+    // The same upserts go to the hourly and the daily tables.
+    let rollup = |grain: &str| {
+        format!(
+            "insert into event_rollup_{grain} \
+             (bucket_start, team_id, gateway_id, model, verdict, requests, input_tokens, output_tokens, cost_micros, latency_ms_sum) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             on conflict (bucket_start, team_id, gateway_id, model, verdict) do update set \
+             requests = event_rollup_{grain}.requests + excluded.requests, \
+             input_tokens = event_rollup_{grain}.input_tokens + excluded.input_tokens, \
+             output_tokens = event_rollup_{grain}.output_tokens + excluded.output_tokens, \
+             cost_micros = event_rollup_{grain}.cost_micros + excluded.cost_micros, \
+             latency_ms_sum = event_rollup_{grain}.latency_ms_sum + excluded.latency_ms_sum"
+        )
+    };
+    let latency_rollup = |grain: &str| {
+        format!(
+            "insert into event_latency_{grain} (bucket_start, team_id, gateway_id, le_ms, requests) \
+             values ($1, $2, $3, $4, $5) on conflict (bucket_start, team_id, gateway_id, le_ms) \
+             do update set requests = event_latency_{grain}.requests + excluded.requests"
+        )
+    };
+    let policy_rollup = |grain: &str| {
+        format!(
+            "insert into event_policy_{grain} (bucket_start, team_id, gateway_id, policy, verdict, requests) \
+             values ($1, $2, $3, $4, $5, $6) on conflict (bucket_start, team_id, gateway_id, policy, verdict) \
+             do update set requests = event_policy_{grain}.requests + excluded.requests"
+        )
+    };
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         // Multi-row inserts (one statement per INSERT_CHUNK events); the ids
@@ -301,49 +320,69 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
             sum.cost_micros += e.cost_micros;
             sum.latency_ms += e.latency_ms;
         }
-        for ((bucket, team, gateway, model, verdict), sum) in &sums {
-            sqlx::query(rollup)
-                .bind(bucket)
-                .bind(team)
-                .bind(gateway)
-                .bind(model)
-                .bind(verdict)
-                .bind(sum.requests)
-                .bind(sum.input_tokens)
-                .bind(sum.output_tokens)
-                .bind(sum.cost_micros)
-                .bind(sum.latency_ms)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for ((bucket, team, gateway, le), n) in &latencies {
-            sqlx::query(
-                "insert into event_latency_hour (bucket_start, team_id, gateway_id, le_ms, requests) \
-                 values ($1, $2, $3, $4, $5) on conflict (bucket_start, team_id, gateway_id, le_ms) \
-                 do update set requests = event_latency_hour.requests + excluded.requests",
-            )
-            .bind(bucket)
-            .bind(team)
-            .bind(gateway)
-            .bind(le)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for ((bucket, team, gateway, policy, verdict), n) in &policies {
-            sqlx::query(
-                "insert into event_policy_hour (bucket_start, team_id, gateway_id, policy, verdict, requests) \
-                 values ($1, $2, $3, $4, $5, $6) on conflict (bucket_start, team_id, gateway_id, policy, verdict) \
-                 do update set requests = event_policy_hour.requests + excluded.requests",
-            )
-            .bind(bucket)
-            .bind(team)
-            .bind(gateway)
-            .bind(policy)
-            .bind(verdict)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
+        for (grain, step) in [("hour", HOUR_MS), ("day", DAY_MS)] {
+            // Hourly keys folded into this grain's buckets.
+            let bucket = |hour: i64| hour - hour.rem_euclid(step);
+            let mut grain_sums: HashMap<RollupKey<'_>, RollupSum> = HashMap::new();
+            for ((hour, team, gateway, model, verdict), sum) in &sums {
+                let g = grain_sums
+                    .entry((bucket(*hour), team, gateway, model, verdict))
+                    .or_default();
+                g.requests += sum.requests;
+                g.input_tokens += sum.input_tokens;
+                g.output_tokens += sum.output_tokens;
+                g.cost_micros += sum.cost_micros;
+                g.latency_ms += sum.latency_ms;
+            }
+            let sql = rollup(grain);
+            for ((start, team, gateway, model, verdict), sum) in &grain_sums {
+                sqlx::query(&sql)
+                    .bind(start)
+                    .bind(team)
+                    .bind(gateway)
+                    .bind(model)
+                    .bind(verdict)
+                    .bind(sum.requests)
+                    .bind(sum.input_tokens)
+                    .bind(sum.output_tokens)
+                    .bind(sum.cost_micros)
+                    .bind(sum.latency_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut grain_latencies: HashMap<(i64, &str, &str, i64), i64> = HashMap::new();
+            for ((hour, team, gateway, le), n) in &latencies {
+                *grain_latencies.entry((bucket(*hour), team, gateway, *le)).or_default() += n;
+            }
+            let sql = latency_rollup(grain);
+            for ((start, team, gateway, le), n) in &grain_latencies {
+                sqlx::query(&sql)
+                    .bind(start)
+                    .bind(team)
+                    .bind(gateway)
+                    .bind(le)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut grain_policies: HashMap<RollupKey<'_>, i64> = HashMap::new();
+            for ((hour, team, gateway, policy, verdict), n) in &policies {
+                *grain_policies
+                    .entry((bucket(*hour), team, gateway, policy, verdict))
+                    .or_default() += n;
+            }
+            let sql = policy_rollup(grain);
+            for ((start, team, gateway, policy, verdict), n) in &grain_policies {
+                sqlx::query(&sql)
+                    .bind(start)
+                    .bind(team)
+                    .bind(gateway)
+                    .bind(policy)
+                    .bind(verdict)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         for ((team, month), cost) in &spend {
             if let Some(holder) = holder {

@@ -1,7 +1,7 @@
 //! What the console's pages read: traffic, verdicts, spend, latency and the
-//! policies that fired, always from the hourly rollups (`event_rollup_hour`,
-//! `event_latency_hour`, `event_policy_hour`), never by scanning events, so
-//! a page costs the same with ten events or ten million.
+//! policies that fired, always from the rollups (`event_rollup_*`,
+//! `event_latency_*`, `event_policy_*`, hourly and daily), never by
+//! scanning events, so a page costs the same with ten events or ten million.
 //!
 //! Every function takes the caller's team filter (`None` = the whole org)
 //! and is reached through [`crate::Scoped`].
@@ -20,7 +20,23 @@ pub struct RollupFilter {
     pub gateway_id: Option<String>,
     /// One team only (within the caller's scope).
     pub team_id: Option<String>,
+    /// Read the daily rollups (the range then starts at midnight UTC):
+    /// for ranges of days, ~24 times fewer rows than the hourly ones.
+    pub daily: bool,
 }
+
+impl RollupFilter {
+    fn grain(&self) -> (&'static str, i64) {
+        if self.daily {
+            ("day", DAY_MS)
+        } else {
+            ("hour", HOUR_MS)
+        }
+    }
+}
+
+/// One day, in unix ms.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// One hour of one verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -69,7 +85,8 @@ fn conditions(scope_team: Option<&str>, f: &RollupFilter) -> (String, Vec<String
             sql.push_str(&format!(" and {column} = ${}", args.len() + 1));
         }
     }
-    (sql, args, f.since_ms - f.since_ms.rem_euclid(HOUR_MS))
+    let (_, step) = f.grain();
+    (sql, args, f.since_ms - f.since_ms.rem_euclid(step))
 }
 
 macro_rules! fetch {
@@ -92,13 +109,14 @@ pub(crate) async fn verdict_hours(
     f: &RollupFilter,
 ) -> Result<Vec<VerdictHour>> {
     let (w, args, since) = conditions(scope_team, f);
+    let (g, _) = f.grain();
     Ok(fetch!(
         db,
         VerdictHour,
         format!(
             "select r.bucket_start, r.verdict, cast(sum(r.requests) as bigint) as requests, \
              cast(sum(r.input_tokens + r.output_tokens) as bigint) as tokens, \
-             cast(sum(r.cost_micros) as bigint) as cost_micros from event_rollup_hour r{w} \
+             cast(sum(r.cost_micros) as bigint) as cost_micros from event_rollup_{g} r{w} \
              group by r.bucket_start, r.verdict order by r.bucket_start, r.verdict"
         ),
         since,
@@ -113,11 +131,12 @@ pub(crate) async fn latency(
     f: &RollupFilter,
 ) -> Result<Histogram> {
     let (w, args, since) = conditions(scope_team, f);
+    let (g, _) = f.grain();
     Ok(fetch!(
         db,
         (i64, i64),
         format!(
-            "select r.le_ms, cast(sum(r.requests) as bigint) from event_latency_hour r{w} \
+            "select r.le_ms, cast(sum(r.requests) as bigint) from event_latency_{g} r{w} \
              group by r.le_ms order by r.le_ms"
         ),
         since,
@@ -133,12 +152,13 @@ pub(crate) async fn top_policies(
     limit: i64,
 ) -> Result<Vec<PolicyCount>> {
     let (w, args, since) = conditions(scope_team, f);
+    let (g, _) = f.grain();
     let mut rows: Vec<PolicyCount> = fetch!(
         db,
         PolicyCount,
         format!(
             "select r.policy, r.verdict, cast(sum(r.requests) as bigint) as requests \
-             from event_policy_hour r{w} group by r.policy, r.verdict"
+             from event_policy_{g} r{w} group by r.policy, r.verdict"
         ),
         since,
         &args
@@ -160,10 +180,11 @@ pub(crate) async fn spend_by(
     column: SpendBy,
 ) -> Result<Vec<Spend>> {
     let (w, args, since) = conditions(scope_team, f);
+    let (g, _) = f.grain();
     let column = match column {
         SpendBy::Team => "r.team_id",
         SpendBy::Model => "r.model",
-        SpendBy::Hour => "cast(r.bucket_start as text)",
+        SpendBy::Bucket => "cast(r.bucket_start as text)",
     };
     let mut rows: Vec<Spend> = fetch!(
         db,
@@ -173,7 +194,7 @@ pub(crate) async fn spend_by(
              cast(sum(r.input_tokens) as bigint) as input_tokens, \
              cast(sum(r.output_tokens) as bigint) as output_tokens, \
              cast(sum(r.cost_micros) as bigint) as cost_micros \
-             from event_rollup_hour r{w} group by {column}"
+             from event_rollup_{g} r{w} group by {column}"
         ),
         since,
         &args
@@ -192,8 +213,9 @@ pub(crate) async fn spend_by(
 pub enum SpendBy {
     Team,
     Model,
-    /// Per rollup hour (the key is the hour's start in unix ms).
-    Hour,
+    /// Per rollup bucket: an hour, or a day with [`RollupFilter::daily`]
+    /// (the key is its start in unix ms).
+    Bucket,
 }
 
 /// The `q`-quantile (0..=1) of a histogram, interpolated linearly within the
@@ -222,6 +244,130 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::testing;
+
+    /// 2026-01-01T00:00:00Z.
+    const T0: i64 = 1_767_225_600_000;
+
+    fn event(
+        id: &str,
+        at: i64,
+        team: &str,
+        gateway: &str,
+        verdict: &str,
+        latency_ms: i64,
+    ) -> crate::events::EventRow {
+        let mut e = testing::event_for("x", at);
+        e.event_id = id.to_owned();
+        e.created_at = at;
+        e.team_id = Some(team.to_owned());
+        e.gateway_id = gateway.to_owned();
+        e.verdict = verdict.to_owned();
+        e.latency_ms = latency_ms;
+        e.cost_micros = 100;
+        e.policy = (verdict != "allow").then(|| format!("{verdict}-policy"));
+        e
+    }
+
+    /// The rollups the console reads are maintained with each batch, per
+    /// team and gateway, and a team-scoped handle sees only its own rows.
+    #[tokio::test]
+    async fn console_rollups_follow_the_events_and_the_scope() {
+        for tdb in testing::backends().await {
+            let db = &tdb.db;
+            let mut batch = Vec::new();
+            for i in 0..20 {
+                batch.push(event(&format!("a{i}"), T0 + i, "ta", "g1", "allow", 3));
+            }
+            batch.push(event("b1", T0 + 50, "ta", "g1", "block", 0));
+            batch.push(event("b2", T0 + HOUR_MS + 1, "ta", "g2", "block", 0));
+            batch.push(event("slow", T0 + 60, "ta", "g1", "allow", 2_500));
+            batch.push(event("other", T0 + 70, "tb", "g1", "redact", 40));
+            crate::events::insert_batch(db, &batch).await.unwrap();
+            // A retried batch counts nothing twice.
+            crate::events::insert_batch(db, &batch).await.unwrap();
+
+            let org = db.scoped(crate::Scope::Org);
+            let all = RollupFilter {
+                since_ms: T0,
+                ..Default::default()
+            };
+            let hours = org.verdict_hours(&all).await.unwrap();
+            assert_eq!(hours.iter().map(|h| h.requests).sum::<i64>(), 24);
+            assert_eq!(hours.iter().map(|h| h.cost_micros).sum::<i64>(), 2_400);
+
+            // The daily rollups hold the same figures.
+            let daily = RollupFilter {
+                since_ms: T0 + 5,
+                daily: true,
+                ..Default::default()
+            };
+            let days = org.verdict_hours(&daily).await.unwrap();
+            assert_eq!(days.iter().map(|h| h.requests).sum::<i64>(), 24);
+            assert!(days.iter().all(|d| d.bucket_start == T0), "{days:?}");
+            assert_eq!(
+                org.top_policies(&daily, 10).await.unwrap(),
+                org.top_policies(&all, 10).await.unwrap()
+            );
+            assert_eq!(
+                org.latency_histogram(&daily).await.unwrap(),
+                org.latency_histogram(&all).await.unwrap()
+            );
+
+            let g1 = RollupFilter {
+                since_ms: T0,
+                gateway_id: Some("g1".into()),
+                ..Default::default()
+            };
+            let hist = org.latency_histogram(&g1).await.unwrap();
+            assert_eq!(hist.iter().map(|(_, n)| n).sum::<i64>(), 23);
+            assert!(hist.contains(&(5, 20)), "{hist:?}");
+            assert!(hist.contains(&(3_000, 1)), "{hist:?}");
+            let p50 = quantile(&hist, 0.5).unwrap();
+            assert!((2.0..=5.0).contains(&p50), "{p50}");
+
+            let policies = org.top_policies(&all, 10).await.unwrap();
+            assert_eq!(
+                policies[0],
+                PolicyCount {
+                    policy: "block-policy".into(),
+                    verdict: "block".into(),
+                    requests: 2
+                }
+            );
+            assert_eq!(policies.len(), 2);
+
+            let by_team = org.spend_by(&all, SpendBy::Team).await.unwrap();
+            assert_eq!(by_team[0].key, "ta");
+            assert_eq!(by_team[0].requests, 23);
+
+            // Team tb sees only its own row, everywhere.
+            let tb = db.scoped(crate::Scope::Team("tb".into()));
+            assert_eq!(
+                tb.verdict_hours(&all)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.requests)
+                    .sum::<i64>(),
+                1
+            );
+            assert_eq!(tb.latency_histogram(&all).await.unwrap(), vec![(50, 1)]);
+            let tb_policies = tb.top_policies(&all, 10).await.unwrap();
+            assert_eq!(tb_policies.len(), 1);
+            assert_eq!(tb_policies[0].verdict, "redact");
+            let tb_spend = tb.spend_by(&all, SpendBy::Model).await.unwrap();
+            assert_eq!(tb_spend.iter().map(|s| s.requests).sum::<i64>(), 1);
+            // Asking for another team's rows within a team scope finds nothing.
+            let sneaky = RollupFilter {
+                since_ms: T0,
+                team_id: Some("ta".into()),
+                ..Default::default()
+            };
+            assert!(tb.verdict_hours(&sneaky).await.unwrap().is_empty());
+            tdb.cleanup().await;
+        }
+    }
 
     #[test]
     fn quantiles_interpolate_within_buckets() {

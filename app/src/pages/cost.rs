@@ -86,8 +86,9 @@ pub mod load {
     /// The start of a range (ms) and its key.
     pub fn range_start(key: &str, now: i64) -> (&'static str, i64) {
         match key {
-            "7d" => ("7d", now - 7 * DAY_MS),
-            "30d" => ("30d", now - 30 * DAY_MS),
+            // Whole days (the daily rollups), today included.
+            "7d" => ("7d", now - now.rem_euclid(DAY_MS) - 6 * DAY_MS),
+            "30d" => ("30d", now - now.rem_euclid(DAY_MS) - 29 * DAY_MS),
             _ => ("month", store::month_start_ms(now)),
         }
     }
@@ -124,18 +125,20 @@ pub mod load {
         let month_start = store::month_start_ms(now);
         let in_range = RollupFilter {
             since_ms: since,
+            daily: true,
             ..Default::default()
         };
         let this_month = RollupFilter {
             since_ms: month_start,
+            daily: true,
             ..Default::default()
         };
-        let (teams, gateways, by_team, by_model, by_hour, month_by_team) = tokio::try_join!(
+        let (teams, gateways, by_team, by_model, by_bucket, month_by_team) = tokio::try_join!(
             scoped.list_teams(),
             scoped.list_gateways(),
             scoped.spend_by(&in_range, SpendBy::Team),
             scoped.spend_by(&in_range, SpendBy::Model),
-            scoped.spend_by(&in_range, SpendBy::Hour),
+            scoped.spend_by(&in_range, SpendBy::Bucket),
             scoped.spend_by(&this_month, SpendBy::Team),
         )
         .map_err(err)?;
@@ -151,7 +154,7 @@ pub mod load {
         // Days, oldest first, every day of the range (zero when quiet).
         let periods = crate::charts::Periods::with_step(since, now, DAY_MS);
         let mut days = vec![(0i64, 0i64, 0i64); periods.len()];
-        for h in &by_hour {
+        for h in &by_bucket {
             if let Some(i) = h.key.parse::<i64>().ok().and_then(|ms| periods.index(ms)) {
                 days[i].0 += h.requests;
                 days[i].1 += h.input_tokens + h.output_tokens;
@@ -346,7 +349,7 @@ pub fn CostPage() -> impl IntoView {
 #[component]
 fn CostView(d: CostData) -> impl IntoView {
     let range = d.range.clone();
-    let usd_opt = |m: Option<i64>| m.map_or_else(|| "—".to_owned(), format::usd);
+    let usd_opt = |m: Option<i64>| m.map_or_else(|| "—".to_owned(), format::usd_precise);
     view! {
         <div class="page-head">
             <h1>"Cost Center"</h1>
@@ -369,9 +372,9 @@ fn CostView(d: CostData) -> impl IntoView {
         </div>
         <p class="muted range-note">"Since " {d.since.clone()} " UTC; budgets are for the current calendar month."</p>
         <section class="stats">
-            <Stat label="Spend in range" value=format::usd(d.total_micros) testid="cost-total" />
-            <Stat label="Month to date" value=format::usd(d.month_to_date_micros) testid="cost-mtd" />
-            <Stat label="Forecast to month end" value=format::usd(d.forecast_micros) testid="cost-forecast" note="at this month's rate so far" />
+            <Stat label="Spend in range" value=format::usd_precise(d.total_micros) testid="cost-total" />
+            <Stat label="Month to date" value=format::usd_precise(d.month_to_date_micros) testid="cost-mtd" />
+            <Stat label="Forecast to month end" value=format::usd_precise(d.forecast_micros) testid="cost-forecast" note="at this month's rate so far" />
         </section>
         <div class="charts">
             <Chart name="spend-by-day" title="Spend by day" data=d.by_day_chart />
@@ -410,13 +413,13 @@ fn CostView(d: CostData) -> impl IntoView {
                                         view! {
                                             <tr data-team=b.team.clone()>
                                                 <td>{b.team.clone()}</td>
-                                                <td class="num" data-col="spend">{format::usd(b.month_spend_micros)}</td>
+                                                <td class="num" data-col="spend">{format::usd_precise(b.month_spend_micros)}</td>
                                                 <td class="num" data-col="limit">{usd_opt(b.cost_limit_micros)}</td>
                                                 <td class="num">{used.map_or_else(|| "—".to_owned(), |u| format!("{u:.1}%"))}</td>
-                                                <td class="num" class:warn=over data-col="forecast">{format::usd(b.forecast_micros)}</td>
+                                                <td class="num" class:warn=over data-col="forecast">{format::usd_precise(b.forecast_micros)}</td>
                                                 <td class="num" data-col="allocated">{usd_opt(b.wallet_allocated_micros)}</td>
                                                 <td class="num">{usd_opt(b.wallet_spent_micros)}</td>
-                                                <td class="num">{format::usd(b.wallet_reserved_micros)}</td>
+                                                <td class="num">{format::usd_precise(b.wallet_reserved_micros)}</td>
                                                 <td class="num" data-col="balance">{usd_opt(b.wallet_balance_micros)}</td>
                                             </tr>
                                         }
@@ -488,7 +491,7 @@ fn SpendTable(
                                         <td>{l.label.clone()}</td>
                                         <td class="num">{format::count(l.requests)}</td>
                                         <td class="num">{format::count(l.tokens)}</td>
-                                        <td class="num">{format::usd(l.cost_micros)}</td>
+                                        <td class="num">{format::usd_precise(l.cost_micros)}</td>
                                     </tr>
                                 })
                                 .collect_view()}

@@ -88,22 +88,35 @@ pub mod load {
         (key, hours)
     }
 
+    /// The rollup slice of a range: hourly up to two days (starting at the
+    /// top of the hour `hours` ago), daily beyond (starting at midnight
+    /// UTC); the page says where it starts.
+    pub fn filter(key: &str, gateway_id: Option<&str>, now: i64) -> (&'static str, RollupFilter) {
+        let (key, hours) = range(key);
+        let daily = hours > 48;
+        let step = if daily {
+            store::rollups::DAY_MS
+        } else {
+            store::events::HOUR_MS
+        };
+        let since = now - hours * store::events::HOUR_MS;
+        let filter = RollupFilter {
+            since_ms: since - since.rem_euclid(step),
+            gateway_id: gateway_id.map(str::to_owned),
+            team_id: None,
+            daily,
+        };
+        (key, filter)
+    }
+
     pub async fn summary(
         scoped: &Scoped,
         key: &str,
         gateway_id: Option<&str>,
     ) -> Result<Summary, ServerFnError> {
-        let (key, hours) = range(key);
         let now = store::now_ms();
-        // Whole hours: the rollups are hourly, so the range starts at the
-        // top of the hour `hours` ago (the page says so).
-        let since = now - hours * store::events::HOUR_MS;
-        let since = since - since.rem_euclid(store::events::HOUR_MS);
-        let filter = RollupFilter {
-            since_ms: since,
-            gateway_id: gateway_id.map(str::to_owned),
-            team_id: None,
-        };
+        let (key, filter) = filter(key, gateway_id, now);
+        let since = filter.since_ms;
         let (rows, hist) = tokio::try_join!(
             scoped.verdict_hours(&filter),
             scoped.latency_histogram(&filter)

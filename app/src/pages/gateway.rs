@@ -49,11 +49,7 @@ pub async fn load_gateway(id: String, range: String) -> Result<GatewayData, Serv
             "No such gateway (it may serve another team).",
         ));
     };
-    let filter = store::rollups::RollupFilter {
-        since_ms: store::now_ms() - load::range(&range).1 * store::events::HOUR_MS,
-        gateway_id: Some(id.clone()),
-        team_id: None,
-    };
+    let (_, filter) = load::filter(&range, Some(&id), store::now_ms());
     let (summary, policies, events) = tokio::try_join!(
         load::summary(&caller.scoped, &range, Some(&id)),
         async {

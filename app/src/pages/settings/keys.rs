@@ -222,7 +222,7 @@ pub fn KeysPage() -> impl IntoView {
                                     "Team"
                                     {match lead_team.clone() {
                                         Some(teams) => view! { <TeamSelect teams /> }.into_any(),
-                                        None => view! { <TeamSelect teams=d.teams.clone() none="(org-wide access key)" /> }.into_any(),
+                                        None => view! { <TeamSelect teams=d.teams.clone() none="(org-wide: access keys only)" none_last=true /> }.into_any(),
                                     }}
                                 </label>
                                 <label>"Expires (optional)" <input type="date" name="expires" /></label>

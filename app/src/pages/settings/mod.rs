@@ -23,16 +23,19 @@ pub fn SettingsTabs(role: Role) -> impl IntoView {
 /// A `(team_id, slug)` pair for team pickers.
 pub type TeamOption = (String, String);
 
-/// A team picker; `none` adds an empty first choice with that label.
+/// A team picker; `none` adds an empty choice with that label (first, or
+/// last with `none_last`, so that the first team is the default).
 #[component]
 pub fn TeamSelect(
     teams: Vec<TeamOption>,
     #[prop(optional)] none: Option<&'static str>,
+    #[prop(optional)] none_last: bool,
     #[prop(optional)] selected: Option<String>,
 ) -> impl IntoView {
+    let empty = move || view! { <option value="">{none}</option> };
     view! {
         <select name="team_id">
-            {none.map(|label| view! { <option value="">{label}</option> })}
+            {(none.is_some() && !none_last).then(empty)}
             {teams
                 .into_iter()
                 .map(|(id, slug)| {
@@ -40,6 +43,7 @@ pub fn TeamSelect(
                     view! { <option value=id selected=is>{slug}</option> }
                 })
                 .collect_view()}
+            {(none.is_some() && none_last).then(empty)}
         </select>
     }
 }

@@ -122,6 +122,10 @@ pub fn FlashMessage(flash: Option<Flash>) -> impl IntoView {
 #[component]
 pub fn PageError(message: String, hydrated: ReadSignal<bool>) -> impl IntoView {
     let forbidden = message.contains(crate::access::FORBIDDEN);
+    // Server-function errors read "error running server function: …".
+    let message = message
+        .split_once("server function: ")
+        .map_or(message.clone(), |(_, m)| m.to_owned());
     view! {
         <main class="narrow" data-hydrated=move || hydrated.get().to_string()>
             <h1>{if forbidden { "No access" } else { "Something went wrong" }}</h1>

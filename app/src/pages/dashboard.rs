@@ -210,28 +210,26 @@ pub mod load {
 }
 
 #[server(prefix = "/api", endpoint = "dashboard")]
-pub async fn load_dashboard(range: String) -> Result<DashboardData, ServerFnError> {
-    let caller = crate::auth::require(crate::access::Role::sees_dashboard).await;
-    let caller = match caller {
-        // A viewer's home is the Cost Center.
-        Err(_) if crate::auth::current_user().await?.is_some() => {
-            leptos_axum::redirect("/cost");
-            return Err(ServerFnError::new(crate::access::FORBIDDEN));
-        }
-        other => other?,
-    };
+pub async fn load_dashboard(range: String) -> Result<Option<DashboardData>, ServerFnError> {
+    let caller = crate::auth::require_user().await?;
+    if !caller.me.role.sees_dashboard() {
+        // A viewer's home is the Cost Center: a redirect on a full page
+        // load; after a client-side sign-in the page redirects (`None`).
+        leptos_axum::redirect("/cost");
+        return Ok(None);
+    }
     let teams = load::team_slugs(&caller.scoped).await?;
     let (summary, fleet, events) = tokio::try_join!(
         load::summary(&caller.scoped, &range, None),
         load::fleet(&caller.scoped, &teams),
         load::recent_events(&caller.scoped, &teams, None),
     )?;
-    Ok(DashboardData {
+    Ok(Some(DashboardData {
         me: caller.me,
         summary,
         fleet,
         events,
-    })
+    }))
 }
 
 #[component]
@@ -241,7 +239,10 @@ pub fn DashboardPage() -> impl IntoView {
     let data = Resource::new(range, load_dashboard);
     view! {
         <Title text="Dashboard" />
-        {load_page(data, |d: DashboardData, hydrated| {
+        {load_page(data, |d: Option<DashboardData>, hydrated| {
+            let Some(d) = d else {
+                return view! { <leptos_router::components::Redirect path="/cost" /> }.into_any();
+            };
             let any_demo = d.events.iter().any(|e| e.demo) || d.fleet.iter().any(|g| g.demo);
             view! {
                 <Frame me=d.me crumbs=vec![("/", "Dashboard".to_owned())] hydrated>
@@ -260,6 +261,7 @@ pub fn DashboardPage() -> impl IntoView {
                     <EventsTable events=d.events />
                 </Frame>
             }
+            .into_any()
         })}
     }
 }

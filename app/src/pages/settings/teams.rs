@@ -210,7 +210,7 @@ pub fn TeamsPage() -> impl IntoView {
                             <h2 id="new-team-title">"Create a team"</h2>
                             <form method="post" action="/api/create_team" class="inline-form" id="create-team">
                                 <label class="grow">"Name" <input name="name" required maxlength="100" placeholder="Payments" /></label>
-                                <label>"Slug" <input name="slug" required pattern="[a-z0-9][a-z0-9-]*" maxlength="40" placeholder="payments" /></label>
+                                <label>"Slug" <input name="slug" required pattern="[a-z0-9][a-z0-9\\-]*" maxlength="40" placeholder="payments" /></label>
                                 <button type="submit">"Create team"</button>
                             </form>
                         </section>

@@ -22,7 +22,8 @@ export KT_DATABASE_URL="sqlite://$db"
 export KT_DATA_DIR="bench/.console-data"
 mkdir -p "$KT_DATA_DIR"
 
-cargo build --release -q -p server -p store --example seed_events
+cargo build --release -q -p server
+cargo build --release -q -p store --example seed_events
 kt=bench/target/release/kt
 if [ ! -f "$db.seeded" ]; then
   rm -f "$db" "$db-wal" "$db-shm"

@@ -72,6 +72,19 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Opens console-stored provider secrets (`secret_key_ref.secret`).
     pub master_key: Option<store::crypto::MasterKey>,
+    /// The environment this gateway serves (reported for drift).
+    pub environment: Option<String>,
+    /// Run the team's current configuration version for the environment
+    /// from the database (`kt gateway run --team T --environment E`),
+    /// switching to each new current version within seconds.
+    pub managed: Option<Managed>,
+}
+
+/// A managed gateway's source of configuration.
+#[derive(Debug, Clone)]
+pub struct Managed {
+    pub team_id: String,
+    pub environment: String,
 }
 
 /// Shared state of a running gateway.
@@ -84,6 +97,7 @@ pub struct Gateway {
     master_key: Option<store::crypto::MasterKey>,
     reload_error: Mutex<Option<String>>,
     config_path: Option<std::path::PathBuf>,
+    managed: Option<Managed>,
     pub serve_teams: Option<HashSet<String>>,
     pub keys: KeyCache,
     pub http: reqwest::Client,
@@ -210,6 +224,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
             version: VERSION.to_owned(),
             config_hash: runtime.hash.clone(),
             cost_limit_micros: runtime.config.cost_limit_micros(),
+            environment: settings.environment.clone(),
             demo,
         },
     )
@@ -254,6 +269,7 @@ pub async fn start(db: Db, settings: Settings, listen: &str) -> anyhow::Result<R
         master_key: settings.master_key,
         reload_error: Mutex::new(None),
         config_path: settings.config_path,
+        managed: settings.managed,
         serve_teams: settings.serve_teams.map(|t| t.into_iter().collect()),
         keys,
         http,
@@ -289,6 +305,9 @@ impl Running {
             tokio::spawn(refresh_providers_forever(gw.clone())),
             tokio::spawn(gw.prices.clone().refresh_forever()),
         ];
+        if let Some(managed) = gw.managed.clone() {
+            background.push(tokio::spawn(reload::follow(gw.clone(), managed)));
+        }
         if let Some(path) = gw.config_path.clone() {
             background.push(tokio::spawn(reload::watch(gw.clone(), path)));
         }

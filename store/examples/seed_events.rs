@@ -66,6 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 version: "bench".to_owned(),
                 config_hash: "bench".to_owned(),
                 cost_limit_micros: Some(5_000_000_000),
+                environment: None,
                 demo: false,
             },
         )

@@ -904,6 +904,7 @@ mod tests {
                     version: "0".to_owned(),
                     config_hash: String::new(),
                     cost_limit_micros: None,
+                    environment: None,
                     demo: false,
                 },
             )

@@ -24,6 +24,10 @@ pub struct GatewayRow {
     pub last_seen_at: i64,
     /// The monthly `cost_limit` of the config it runs (micro-USD), if any.
     pub cost_limit_micros: Option<i64>,
+    /// The environment it serves (managed gateways, and file-based ones
+    /// started with `--environment`): its desired config is that
+    /// environment's current version.
+    pub environment: Option<String>,
 }
 
 impl GatewayRow {
@@ -54,6 +58,7 @@ pub struct Registration {
     pub config_hash: String,
     /// The monthly `cost_limit` of its config (micro-USD), if any.
     pub cost_limit_micros: Option<i64>,
+    pub environment: Option<String>,
     pub demo: bool,
 }
 
@@ -64,11 +69,11 @@ pub async fn register(db: &Db, reg: &Registration) -> Result<String> {
     let teams = reg.teams.join(",");
     let id: String = with_pool!(db, pool => {
         sqlx::query_scalar(
-            "insert into gateway (gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at, cost_limit_micros) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
+            "insert into gateway (gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at, cost_limit_micros, environment) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) \
              on conflict (name) do update set teams = excluded.teams, address = excluded.address, \
              version = excluded.version, config_hash = excluded.config_hash, demo = excluded.demo, \
-             cost_limit_micros = excluded.cost_limit_micros, \
+             cost_limit_micros = excluded.cost_limit_micros, environment = excluded.environment, \
              started_at = excluded.started_at, last_seen_at = excluded.last_seen_at \
              returning gateway_id",
         )
@@ -81,6 +86,7 @@ pub async fn register(db: &Db, reg: &Registration) -> Result<String> {
         .bind(reg.demo)
         .bind(now)
         .bind(reg.cost_limit_micros)
+        .bind(&reg.environment)
         .fetch_one(pool)
         .await
     })?;
@@ -123,7 +129,7 @@ pub(crate) async fn list(db: &Db) -> Result<Vec<GatewayRow>> {
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, GatewayRow>(
             "select gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at, \
-             cost_limit_micros from gateway order by name",
+             cost_limit_micros, environment from gateway order by name",
         )
         .fetch_all(pool)
         .await

@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod budgets;
+pub mod configs;
 pub mod crypto;
 pub mod events;
 pub mod gateways;

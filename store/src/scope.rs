@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::audit::{AuditFilter, AuditRow};
 use crate::budgets::{Balance, WalletRow, WalletTransaction};
+use crate::configs::{self, ConfigVersion, NewVersion};
 use crate::crypto::MasterKey;
 use crate::events::{EventFilter, EventGroup, EventPage, EventRow, GroupBy, Totals};
 use crate::gateways::GatewayRow;
@@ -291,6 +292,84 @@ impl Scoped {
     /// Requests per hour since `since_ms`: `(bucket_start_ms, requests, cost_micros)`.
     pub async fn hourly(&self, since_ms: i64) -> Result<Vec<(i64, i64, i64)>> {
         events::hourly(&self.db, self.scope.team_filter(), since_ms).await
+    }
+
+    /// Adds a (lint-clean) configuration version for a team's environment.
+    pub async fn add_config(&self, new: &NewVersion<'_>) -> Result<ConfigVersion> {
+        self.get_team(new.team_id).await?;
+        let version = configs::add(&self.db, new, &self.actor).await?;
+        self.audit(
+            Some(new.team_id),
+            "config.version",
+            ("config", &format!("{}/{}", new.team_id, new.environment)),
+            None,
+            Some(json!({
+                "environment": version.environment,
+                "version": version.version,
+                "content_hash": version.content_hash,
+                "source": version.source,
+                "message": version.message,
+            })),
+        )
+        .await;
+        Ok(version)
+    }
+
+    /// A team's configuration versions, newest first.
+    pub async fn list_configs(
+        &self,
+        team_id: &str,
+        environment: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ConfigVersion>> {
+        self.get_team(team_id).await?;
+        configs::list(&self.db, team_id, environment, limit).await
+    }
+
+    /// One version of a team's environment.
+    pub async fn get_config(
+        &self,
+        team_id: &str,
+        environment: &str,
+        version: i64,
+    ) -> Result<ConfigVersion> {
+        self.get_team(team_id).await?;
+        configs::get(&self.db, team_id, environment, version)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The current configuration hash of each (team, environment) the
+    /// caller may see: the fleet's desired configs.
+    pub async fn desired_config_hashes(&self) -> Result<Vec<(String, String, String)>> {
+        let all = configs::current_hashes(&self.db).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(team, _, _)| self.scope.covers(Some(team)))
+            .collect())
+    }
+
+    /// Makes an old version current again, as a new version with its content.
+    pub async fn rollback_config(
+        &self,
+        team_id: &str,
+        environment: &str,
+        version: i64,
+        source: configs::Source,
+    ) -> Result<ConfigVersion> {
+        let old = self.get_config(team_id, environment, version).await?;
+        let message = format!("rollback to version {version}");
+        self.add_config(&NewVersion {
+            team_id,
+            environment,
+            content: &old.content,
+            content_hash: &old.content_hash,
+            source,
+            git_commit: None,
+            git_author: None,
+            message: Some(&message),
+        })
+        .await
     }
 
     /// Requests and spend per hour and verdict (console charts).

@@ -83,6 +83,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
             listen: &listen,
             redis_url: None,
             master_key: Some(master_key.clone()),
+            environment: None,
         },
     )
     .await?;

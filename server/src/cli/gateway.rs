@@ -16,9 +16,17 @@ pub enum GatewayCommand {
 
 #[derive(Debug, Args)]
 pub struct GatewayRunArgs {
-    /// The team's policy config (YAML, see `kt policy lint`).
+    /// The team's policy config (YAML, see `kt policy lint`), reloaded when
+    /// it changes. Without it the gateway is *managed*: give one --team and
+    /// --environment, and it runs that team's current configuration version
+    /// from the database (see POST /v1/configurations).
+    #[arg(long, required_unless_present = "environment")]
+    pub policy_config: Option<PathBuf>,
+    /// The environment this gateway serves (production, staging, …): with
+    /// --policy-config, reported so the fleet view can flag drift from the
+    /// environment's current version; without it, the version to run.
     #[arg(long)]
-    pub policy_config: PathBuf,
+    pub environment: Option<String>,
     /// Port to listen on, on 127.0.0.1 (see --listen for other interfaces).
     #[arg(long, conflicts_with = "listen")]
     pub port: Option<u16>,
@@ -45,9 +53,10 @@ pub fn default_name(path: &Path) -> String {
         .unwrap_or_else(|| "gateway".to_owned())
 }
 
-/// A policy config read and validated from a file.
+/// A policy config read and validated from a file (or, for a managed
+/// gateway, from the database: no path).
 pub struct LoadedConfig {
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
     pub hash: String,
     pub config: policy::PolicyConfig,
 }
@@ -63,7 +72,7 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, Failure> {
         ))
     })?;
     Ok(LoadedConfig {
-        path: path.to_owned(),
+        path: Some(path.to_owned()),
         hash: policy::source_hash(&src),
         config,
     })
@@ -81,6 +90,8 @@ pub struct WorkerOptions<'a> {
     pub redis_url: Option<String>,
     /// Opens console-stored provider secrets.
     pub master_key: Option<store::crypto::MasterKey>,
+    /// The environment served (and, when `loaded` has no path, followed).
+    pub environment: Option<String>,
 }
 
 /// Resolves team slugs and starts the worker.
@@ -96,6 +107,7 @@ pub async fn start(
         listen,
         redis_url,
         master_key,
+        environment,
     } = options;
     let mut team_ids = Vec::new();
     for slug in team_slugs {
@@ -109,17 +121,63 @@ pub async fn start(
             })?;
         team_ids.push(team.team_id);
     }
+    let managed = match (&loaded.path, &environment, team_ids.as_slice()) {
+        (None, Some(env), [team]) => Some(gateway::Managed {
+            team_id: team.clone(),
+            environment: env.clone(),
+        }),
+        _ => None,
+    };
     let settings = gateway::Settings {
         spool_dir: spool_dir.join(&name),
         name,
         config: loaded.config,
         config_hash: loaded.hash,
         serve_teams: (!team_ids.is_empty()).then_some(team_ids),
-        config_path: Some(loaded.path),
+        config_path: loaded.path,
         redis_url,
         master_key,
+        environment,
+        managed,
     };
     Ok(gateway::start(db, settings, listen).await?)
+}
+
+/// A managed gateway's starting config: its team's current version for the
+/// environment (the worker then follows newer ones).
+async fn managed_config(db: &store::Db, args: &GatewayRunArgs) -> Result<LoadedConfig, Failure> {
+    let (Some(env), [slug]) = (&args.environment, args.teams.as_slice()) else {
+        return Err(Failure::Invalid(
+            "error: a managed gateway (no --policy-config) serves one team in one environment: give exactly one --team and --environment".to_owned(),
+        ));
+    };
+    let team = store::teams::by_slug(db, slug)
+        .await
+        .context("looking up --team")?
+        .ok_or_else(|| {
+            Failure::Invalid(format!(
+                "--team {slug}: no team with this slug; create it first (POST /v1/teams)"
+            ))
+        })?;
+    let version = store::configs::current(db, &team.team_id, env)
+        .await
+        .context("loading the current configuration version")?
+        .ok_or_else(|| {
+            Failure::Invalid(format!(
+                "team {slug} has no configuration for environment {env}: add one (POST /v1/configurations, or a Git repository mapped to {env})"
+            ))
+        })?;
+    let config = policy::parse(&version.content).map_err(|diags| {
+        Failure::Invalid(format!(
+            "{}\nthe current configuration version of {slug}/{env} does not pass this kt's lint",
+            policy::render_diagnostics(&format!("version {}", version.version), &diags).trim_end()
+        ))
+    })?;
+    Ok(LoadedConfig {
+        path: None,
+        hash: version.content_hash,
+        config,
+    })
 }
 
 pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
@@ -132,14 +190,28 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
             ));
         }
     };
-    // Validate the config before touching the database.
-    let loaded = load_config(&args.policy_config)?;
-    let db = args.db.connect().await?;
+    if let Some(env) = &args.environment {
+        store::configs::validate_environment(env)
+            .map_err(|e| Failure::Invalid(format!("--environment: {e}")))?;
+    }
+    let (loaded, db) = match &args.policy_config {
+        // Validate the config before touching the database.
+        Some(path) => {
+            let loaded = load_config(path)?;
+            (loaded, args.db.connect().await?)
+        }
+        None => {
+            let db = args.db.connect().await?;
+            (managed_config(&db, &args).await?, db)
+        }
+    };
     let master_key = args.db.gateway_master_key(&db).await?;
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| default_name(&args.policy_config));
+    let name = match (&args.name, &args.policy_config, &args.environment) {
+        (Some(name), _, _) => name.clone(),
+        (None, Some(path), _) => default_name(path),
+        (None, None, Some(env)) => format!("{}-{env}", args.teams.join("-")),
+        (None, None, None) => "gateway".to_owned(),
+    };
     let running = start(
         db,
         &args.db.data_dir.join("spool"),
@@ -150,6 +222,7 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
             listen: &listen,
             redis_url: args.redis_url.clone(),
             master_key,
+            environment: args.environment.clone(),
         },
     )
     .await?;

@@ -23,6 +23,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// 422 for a policy config that fails lint, with every diagnostic.
+    #[error("{0}")]
+    Lint(String, Vec<policy::Diagnostic>),
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -41,6 +44,11 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// What went wrong, for a person (4xx: safe to show; 5xx: generic).
     pub message: String,
+    /// For a policy config that fails lint: each problem with its line and
+    /// column (1-based), field path, message and suggestion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub diagnostics: Option<Vec<serde_json::Value>>,
 }
 
 /// The kind of error; each goes with one HTTP status.
@@ -74,7 +82,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
-            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Invalid),
+            ApiError::Unprocessable(_) | ApiError::Lint(..) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Invalid)
+            }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
@@ -113,10 +123,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "API request failed");
         }
+        let diagnostics = match &self {
+            ApiError::Lint(_, diags) => Some(
+                diags
+                    .iter()
+                    .filter_map(|d| serde_json::to_value(d).ok())
+                    .collect(),
+            ),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
                 message: self.to_string(),
+                diagnostics,
             },
         };
         (status, Json(body)).into_response()

@@ -42,8 +42,12 @@ pub struct GatewayResponse {
 }
 
 impl GatewayResponse {
-    fn new(g: GatewayRow, now: i64) -> Self {
+    /// `desired`: the current version's hash of the gateway's team and
+    /// environment, when it serves one team in a named environment.
+    fn new(g: GatewayRow, now: i64, desired: Option<String>) -> Self {
         GatewayResponse {
+            drift: desired.as_ref().is_some_and(|d| *d != g.config_hash),
+            desired_config_hash: desired,
             status: g.status(now),
             teams: g
                 .teams
@@ -59,8 +63,6 @@ impl GatewayResponse {
             version: g.version,
             running_config_hash: g.config_hash.clone(),
             config_hash: g.config_hash,
-            desired_config_hash: None,
-            drift: false,
             demo: g.demo,
         }
     }
@@ -77,10 +79,20 @@ impl GatewayResponse {
 pub async fn list_gateways(caller: ApiCaller) -> Result<Json<List<GatewayResponse>>, ApiError> {
     let now = store::now_ms();
     let gateways = caller.scoped.list_gateways().await?;
+    let desired = caller.scoped.desired_config_hashes().await?;
     Ok(Json(List {
         data: gateways
             .into_iter()
-            .map(|g| GatewayResponse::new(g, now))
+            .map(|g| {
+                let wanted = match (&g.environment, g.teams.split_once(',')) {
+                    (Some(env), None) if !g.teams.is_empty() => desired
+                        .iter()
+                        .find(|(team, e, _)| *team == g.teams && e == env)
+                        .map(|(_, _, hash)| hash.clone()),
+                    _ => None,
+                };
+                GatewayResponse::new(g, now, wanted)
+            })
             .collect(),
     }))
 }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod configs;
 pub mod error;
 pub mod events;
 pub mod gateways;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .merge(prices::router())
         .merge(secrets::router())
         .merge(wallets::router())
+        .merge(configs::router())
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such API endpoint; see SPEC §6 for the /v1 paths".to_owned(),

@@ -14,7 +14,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Res
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{audit, events, gateways, prices, secrets, teams, tokens, wallets};
+use super::{audit, configs, events, gateways, prices, secrets, teams, tokens, wallets};
 
 /// The name of the bearer-token security scheme in the document.
 pub const BEARER: &str = "bearer";
@@ -55,6 +55,9 @@ pub const BEARER: &str = "bearer";
         secrets::list_providers,
         secrets::set_provider,
         audit::list_audit,
+        configs::list,
+        configs::create,
+        configs::rollback,
         super::healthz,
         super::readyz,
     ),
@@ -75,6 +78,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "meta", description = "This document"),
         (name = "teams", description = "The tenants"),
+        (name = "configurations", description = "Versioned policy configurations per team and environment; managed gateways run the current one"),
         (name = "tokens", description = "Access tokens (`kt_ak_…`) and gateway keys (`kt_gk_…`)"),
         (name = "events", description = "Request events and their totals"),
         (name = "gateways", description = "The gateway fleet"),

@@ -25,8 +25,6 @@ use crate::AppState;
 const DEFAULT_LIMIT: i64 = 100;
 /// Most ledger entries one request may list.
 const MAX_LIMIT: i64 = 1000;
-/// Largest single allocation or correction, in USD (keeps micro-USD sums far
-/// from overflowing).
 /// Longest `reason`, in characters.
 const MAX_REASON_CHARS: usize = 500;
 

@@ -245,6 +245,24 @@ async fn configurations(db: &TestDatabase) {
         policy::source_hash(&v1),
         "[{b}] {drifting}"
     );
+    let out = s.install.run(&["doctor"], None).await;
+    assert!(
+        !out.status.success(),
+        "[{b}] kt doctor fails on drift:\n{out}"
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("eng-prod-file drift"))
+        .unwrap_or_else(|| panic!("[{b}] kt doctor names the drifting gateway:\n{out}"));
+    assert!(
+        line.contains(&policy::source_hash(&v1)[..12]),
+        "[{b}] {line}"
+    );
+    assert!(
+        !out.stdout.contains("eng-production drift"),
+        "[{b}] the managed gateway does not drift:\n{out}"
+    );
     drop(filegw);
 
     // --- Versions are listed newest first, with their source; other teams see nothing.

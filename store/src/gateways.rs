@@ -35,6 +35,21 @@ impl GatewayRow {
         self.teams.is_empty() || self.teams.split(',').any(|t| t == team_id)
     }
 
+    /// The config hash this gateway should run: its environment's current
+    /// version, when it serves one team in a named environment (`current`:
+    /// `(team_id, environment, hash)` rows, see
+    /// [`crate::configs::current_hashes`]).
+    pub fn desired_hash<'c>(&self, current: &'c [(String, String, String)]) -> Option<&'c str> {
+        let env = self.environment.as_deref()?;
+        if self.teams.is_empty() || self.teams.contains(',') {
+            return None;
+        }
+        current
+            .iter()
+            .find(|(team, e, _)| *team == self.teams && e == env)
+            .map(|(_, _, hash)| hash.as_str())
+    }
+
     /// healthy / stale / down, from the age of the last heartbeat.
     pub fn status(&self, now: i64) -> &'static str {
         let age = now - self.last_seen_at;

@@ -233,10 +233,35 @@ async fn check_fleet(db: &store::Db, report: &mut Report) {
         report.add("gateways", Status::Skip, "no gateway has registered yet");
         return;
     }
+    let desired = match db.scoped(store::Scope::Org).desired_config_hashes().await {
+        Ok(d) => d,
+        Err(err) => {
+            report.add(
+                "drift",
+                Status::Fail,
+                format!("cannot read the desired configurations: {err}"),
+            );
+            Vec::new()
+        }
+    };
     let now = store::now_ms();
     let mut healthy = 0;
     for g in &gateways {
         let status = g.status(now);
+        if status != "down"
+            && let Some(want) = g.desired_hash(&desired)
+            && want != g.config_hash
+        {
+            report.add(
+                format!("gateway {} drift", g.name),
+                Status::Fail,
+                format!(
+                    "runs config {} but its environment's current version is {}: restart it or run it managed (--team --environment without --policy-config)",
+                    short(&g.config_hash),
+                    short(want)
+                ),
+            );
+        }
         if status == "healthy" {
             healthy += 1;
             continue;
@@ -257,6 +282,11 @@ async fn check_fleet(db: &store::Db, report: &mut Report) {
         Status::Ok,
         format!("{healthy} of {} healthy", gateways.len()),
     );
+}
+
+/// The first 12 characters of a hash.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 async fn check_config(path: &std::path::Path, db: Option<&store::Db>, report: &mut Report) {

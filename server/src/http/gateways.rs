@@ -33,10 +33,14 @@ pub struct GatewayResponse {
     /// The hash of the configuration the gateway runs.
     pub config_hash: String,
     pub running_config_hash: String,
-    /// The version the database wants it to run (managed gateways only).
+    /// The hash of its environment's current configuration version, when
+    /// it serves one team in a named environment (`--environment`).
     pub desired_config_hash: Option<String>,
     /// The gateway runs another configuration than the desired one.
     pub drift: bool,
+    /// The environment it serves, when it says (managed gateways, and
+    /// file-based ones started with `--environment`).
+    pub environment: Option<String>,
     /// A demo gateway (answers with canned text, no provider).
     pub demo: bool,
 }
@@ -63,6 +67,7 @@ impl GatewayResponse {
             version: g.version,
             running_config_hash: g.config_hash.clone(),
             config_hash: g.config_hash,
+            environment: g.environment,
             demo: g.demo,
         }
     }
@@ -84,13 +89,7 @@ pub async fn list_gateways(caller: ApiCaller) -> Result<Json<List<GatewayRespons
         data: gateways
             .into_iter()
             .map(|g| {
-                let wanted = match (&g.environment, g.teams.split_once(',')) {
-                    (Some(env), None) if !g.teams.is_empty() => desired
-                        .iter()
-                        .find(|(team, e, _)| *team == g.teams && e == env)
-                        .map(|(_, _, hash)| hash.clone()),
-                    _ => None,
-                };
+                let wanted = g.desired_hash(&desired).map(str::to_owned);
                 GatewayResponse::new(g, now, wanted)
             })
             .collect(),

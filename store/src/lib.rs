@@ -15,6 +15,7 @@ pub mod configs;
 pub mod crypto;
 pub mod events;
 pub mod gateways;
+pub mod git_repos;
 pub mod prices;
 pub mod rollups;
 mod scope;

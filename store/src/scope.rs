@@ -339,6 +339,74 @@ impl Scoped {
             .ok_or(StoreError::NotFound)
     }
 
+    /// Links a Git repository: org admins only.
+    pub async fn link_repo(
+        &self,
+        new: &crate::git_repos::NewRepo<'_>,
+    ) -> Result<crate::git_repos::GitRepo> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let repo = crate::git_repos::create(&self.db, new, &self.actor).await?;
+        self.audit(
+            None,
+            "git_repo.link",
+            ("git_repo", &repo.git_repo_id),
+            None,
+            Some(json!({
+                "repo_url": repo.repo_url,
+                "path": repo.path,
+                "branches": repo.branches,
+                "access_token": new.access_token_sealed.as_ref().map(|_| "***"),
+            })),
+        )
+        .await;
+        Ok(repo)
+    }
+
+    /// Unlinks a Git repository (versions it made stay): org admins only.
+    pub async fn unlink_repo(&self, id: &str) -> Result<()> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let repo = crate::git_repos::get(&self.db, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        crate::git_repos::delete(&self.db, id).await?;
+        self.audit(
+            None,
+            "git_repo.unlink",
+            ("git_repo", id),
+            Some(json!({"repo_url": repo.repo_url, "path": repo.path, "branches": repo.branches})),
+            None,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The linked repositories: org admins only.
+    pub async fn list_repos(&self) -> Result<Vec<crate::git_repos::GitRepo>> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        crate::git_repos::list(&self.db).await
+    }
+
+    /// One repository and its last sync per branch: org admins only.
+    pub async fn get_repo(
+        &self,
+        id: &str,
+    ) -> Result<(crate::git_repos::GitRepo, Vec<crate::git_repos::GitSync>)> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let repo = crate::git_repos::get(&self.db, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let syncs = crate::git_repos::syncs(&self.db, id).await?;
+        Ok((repo, syncs))
+    }
+
     /// The current configuration hash of each (team, environment) the
     /// caller may see: the fleet's desired configs.
     pub async fn desired_config_hashes(&self) -> Result<Vec<(String, String, String)>> {

@@ -27,12 +27,21 @@ pub struct Bound {
 pub async fn bind(
     db: store::Db,
     master_key: store::crypto::MasterKey,
+    data_dir: &std::path::Path,
     addr: &str,
 ) -> anyhow::Result<Bound> {
+    let git_root = data_dir.join("git");
+    // Linked Git repositories are polled for as long as the process runs.
+    tokio::spawn(crate::git::poll_forever(
+        db.clone(),
+        master_key.clone(),
+        git_root.clone(),
+    ));
     let state = AppState {
         db,
         master_key,
         leptos_options: console::leptos_options(),
+        git_root,
     };
     let router = crate::app(state).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -67,7 +76,7 @@ impl Bound {
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let db = args.db.connect().await?;
     let key = args.db.checked_master_key(&db).await?;
-    let bound = bind(db, key, &args.addr).await?;
+    let bound = bind(db, key, &args.db.data_dir, &args.addr).await?;
     println!("kt serve: listening on {}", bound.url);
     bound.serve(super::shutdown_signal()).await?;
     Ok(())

@@ -9,6 +9,7 @@ pub mod configs;
 pub mod error;
 pub mod events;
 pub mod gateways;
+pub mod git_repos;
 pub mod json;
 pub mod openapi;
 pub mod prices;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .merge(secrets::router())
         .merge(wallets::router())
         .merge(configs::router())
+        .merge(git_repos::router())
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such API endpoint; see SPEC §6 for the /v1 paths".to_owned(),

@@ -14,7 +14,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Res
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{audit, configs, events, gateways, prices, secrets, teams, tokens, wallets};
+use super::{audit, configs, events, gateways, git_repos, prices, secrets, teams, tokens, wallets};
 
 /// The name of the bearer-token security scheme in the document.
 pub const BEARER: &str = "bearer";
@@ -58,6 +58,11 @@ pub const BEARER: &str = "bearer";
         configs::list,
         configs::create,
         configs::rollback,
+        git_repos::link_repo,
+        git_repos::list_repos,
+        git_repos::get_repo,
+        git_repos::sync_repo,
+        git_repos::unlink_repo,
         super::healthz,
         super::readyz,
     ),
@@ -78,6 +83,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "meta", description = "This document"),
         (name = "teams", description = "The tenants"),
+        (name = "git", description = "Git repositories whose files become configuration versions (branch → environment)"),
         (name = "configurations", description = "Versioned policy configurations per team and environment; managed gateways run the current one"),
         (name = "tokens", description = "Access tokens (`kt_ak_…`) and gateway keys (`kt_gk_…`)"),
         (name = "events", description = "Request events and their totals"),

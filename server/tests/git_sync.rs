@@ -1,0 +1,321 @@
+//! Git-backed configuration (SPEC §8) against real repositories created in
+//! the test (a bare "remote" over file:// and a working clone that pushes
+//! to it), through the real `kt serve` and a managed `kt gateway run`, on
+//! SQLite and PostgreSQL: link, sync on demand and by polling, the lint gate
+//! (an invalid file is refused with its line, the team keeps its version),
+//! unknown teams reported, a missing branch and an unreachable remote as
+//! clear statuses, a force push, and push-to-running time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use store::testing::TestDatabase;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_commits_reach_managed_gateways_and_invalid_ones_never_do() {
+    for db in store::testing::backends().await {
+        git_sync(&db).await;
+        db.cleanup().await;
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Writes `files` under `teams/`, commits them and pushes main.
+fn commit_and_push(work: &Path, files: &[(&str, &str)], message: &str) -> String {
+    for (name, content) in files {
+        std::fs::write(work.join("teams").join(name), content).unwrap();
+    }
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", message]);
+    git(work, &["push", "-q", "--force", "origin", "HEAD:main"]);
+    git(work, &["rev-parse", "HEAD"])
+}
+
+fn branch<'a>(repo: &'a Value, name: &str) -> &'a Value {
+    repo["last_sync"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["branch"] == name)
+        .unwrap_or_else(|| panic!("a sync for {name}: {repo}"))
+}
+
+fn file<'a>(sync: &'a Value, name: &str) -> &'a Value {
+    sync["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == name)
+        .unwrap_or_else(|| panic!("{name} in {sync}"))
+}
+
+async fn git_sync(db: &TestDatabase) {
+    let s = start_stack(db).await;
+    let b = s.backend;
+    let eng = s.team_with_key("Engineering", "eng").await;
+    let _ops = s.team_with_key("Operations", "ops").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("origin.git");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("teams")).unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", origin.to_str().unwrap()],
+    );
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    let v1 = allowlist_config(&s.standin, "gpt-4o");
+    let first = commit_and_push(
+        &work,
+        &[
+            ("eng.yaml", &v1),
+            ("team-ops.yaml", &v1),
+            ("ghost.yaml", &v1),
+        ],
+        "first configs",
+    );
+
+    // --- Link: the first sync runs at once.
+    let url = format!("file://{}", origin.display());
+    let body = json!({"repo_url": url, "path": "teams", "branches": {"main": "production", "staging": "staging"}, "poll_interval_seconds": 5});
+    let team_token = s
+        .admin
+        .create_token("eng-ci", "access", Some(&eng.team_id))
+        .await;
+    let r = Api::new(&s.serve.url, team_token["token"].as_str())
+        .post("/v1/git-repos", &body)
+        .await;
+    assert_eq!(
+        r.status, 403,
+        "[{b}] a team token cannot link repositories: {r}"
+    );
+    let r = s.admin.post("/v1/git-repos", &body).await;
+    assert_eq!(r.status, 201, "[{b}] {r}");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let main = branch(&r.body, "main");
+    assert_eq!(main["commit"], first.as_str(), "[{b}] {main}");
+    assert_eq!(
+        main["status"], "partial",
+        "[{b}] the unknown team is refused: {main}"
+    );
+    assert_eq!(
+        file(main, "teams/eng.yaml")["status"],
+        "deployed",
+        "[{b}] {main}"
+    );
+    assert_eq!(
+        file(main, "teams/team-ops.yaml")["team"],
+        "ops",
+        "[{b}] team- prefix: {main}"
+    );
+    let ghost = file(main, "teams/ghost.yaml");
+    assert_eq!(ghost["status"], "unknown_team", "[{b}] {ghost}");
+    assert!(
+        ghost["message"].as_str().unwrap().contains("ghost"),
+        "[{b}] {ghost}"
+    );
+    let staging = branch(&r.body, "staging");
+    assert_eq!(staging["status"], "error", "[{b}] {staging}");
+    assert!(
+        staging["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "[{b}] {staging}"
+    );
+    let versions = s
+        .admin
+        .get(&format!(
+            "/v1/configurations?team_id={}&environment=production",
+            eng.team_id
+        ))
+        .await;
+    let v = &versions.data()[0];
+    assert_eq!(
+        (v["version"].as_i64(), v["source"].as_str()),
+        (Some(1), Some("git")),
+        "[{b}] {v}"
+    );
+    assert_eq!(v["git_commit"], first.as_str());
+    assert_eq!(v["git_author"], "Ada Lovelace");
+    assert_eq!(v["message"], "first configs");
+
+    let mut cmd = s.install.command(&[
+        "gateway",
+        "run",
+        "--team",
+        "eng",
+        "--environment",
+        "production",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    cmd.env(UPSTREAM_KEY_VAR, UPSTREAM_KEY);
+    let gw = KtProcess::start(cmd, "kt gateway").await;
+    assert_eq!(
+        chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi"))
+            .await
+            .status,
+        409,
+        "[{b}]"
+    );
+
+    // --- An invalid commit is refused with its line; the team keeps version 1.
+    let broken = "policies:\n  - name: models\n    type: model_filter\n    allowed_models: 42\n";
+    let bad = commit_and_push(&work, &[("eng.yaml", broken)], "oops");
+    let r = s
+        .admin
+        .post(&format!("/v1/git-repos/{id}/sync"), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "[{b}] {r}");
+    let main = branch(&r.body, "main");
+    assert_eq!(main["commit"], bad.as_str());
+    let eng_file = file(main, "teams/eng.yaml");
+    assert_eq!(eng_file["status"], "invalid", "[{b}] {eng_file}");
+    assert_eq!(
+        eng_file["diagnostics"][0]["line"], 4,
+        "[{b}] the error's line: {eng_file}"
+    );
+    let versions = s
+        .admin
+        .get(&format!(
+            "/v1/configurations?team_id={}&environment=production",
+            eng.team_id
+        ))
+        .await;
+    assert_eq!(
+        versions.data().len(),
+        1,
+        "[{b}] nothing deployed: {versions}"
+    );
+    assert_eq!(
+        chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o", "hi"))
+            .await
+            .status,
+        200,
+        "[{b}]"
+    );
+
+    // --- A valid commit reaches the managed gateway by polling alone.
+    let v2 = allowlist_config(&s.standin, "gpt-4o, gpt-4o-mini");
+    let pushed = Instant::now();
+    commit_and_push(&work, &[("eng.yaml", &v2)], "allow mini");
+    loop {
+        let r = chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi")).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            pushed.elapsed() < Duration::from_secs(30),
+            "[{b}] the push never ran: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "[{b}] push → running on the managed gateway (5 s poll interval): {:?}",
+        pushed.elapsed()
+    );
+
+    // --- A force push back to the first commit's content deploys it again.
+    git(&work, &["reset", "-q", "--hard", &first]);
+    git(&work, &["push", "-q", "--force", "origin", "HEAD:main"]);
+    let r = s
+        .admin
+        .post(&format!("/v1/git-repos/{id}/sync"), &json!({}))
+        .await;
+    let main = branch(&r.body, "main");
+    assert_eq!(
+        main["commit"],
+        first.as_str(),
+        "[{b}] the branch moved back: {main}"
+    );
+    assert_eq!(
+        file(main, "teams/eng.yaml")["status"],
+        "deployed",
+        "[{b}] {main}"
+    );
+    let started = Instant::now();
+    while chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi"))
+        .await
+        .status
+        != 409
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "[{b}] the force push did not run within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // --- An unreachable remote is a clear status, and GET shows the last sync.
+    let r = s
+        .admin
+        .post(
+            "/v1/git-repos",
+            &json!({"repo_url": format!("file://{}/missing.git", dir.path().display()), "branches": {"main": "production"}, "access_token": "secret-token-value"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "[{b}] {r}");
+    assert_eq!(r.body["has_access_token"], true);
+    assert!(
+        !r.to_string().contains("secret-token-value"),
+        "[{b}] the token is never returned"
+    );
+    let main = branch(&r.body, "main");
+    assert_eq!(main["status"], "error", "[{b}] {main}");
+    assert!(
+        main["message"].as_str().unwrap().contains("cannot fetch"),
+        "[{b}] {main}"
+    );
+    let got = s.admin.get(&format!("/v1/git-repos/{id}")).await;
+    assert_eq!(got.status, 200, "[{b}] {got}");
+    assert_eq!(
+        branch(&got.body, "main")["commit"],
+        first.as_str(),
+        "[{b}] {got}"
+    );
+    let r = s.admin.delete(&format!("/v1/git-repos/{id}")).await;
+    assert_eq!(r.status, 204, "[{b}] {r}");
+    assert_eq!(
+        s.admin.get(&format!("/v1/git-repos/{id}")).await.status,
+        404,
+        "[{b}]"
+    );
+    for bad in [
+        json!({"repo_url": "ssh://x", "branches": {"main": "production"}}),
+        json!({"repo_url": url, "branches": {}}),
+        json!({"repo_url": url, "branches": {"main": "Prod"}}),
+        json!({"repo_url": url, "branches": {"main": "production"}, "poll_interval_seconds": 1}),
+    ] {
+        let r = s.admin.post("/v1/git-repos", &bad).await;
+        assert_eq!(r.status, 422, "[{b}] {bad}: {r}");
+        r.assert_error_shape("bad repository");
+    }
+}

@@ -52,6 +52,10 @@ pub struct GatewayView {
     pub status: String,
     pub last_seen: String,
     pub config_hash: String,
+    /// `in sync`, `drift` (runs another config than its environment's
+    /// current version) or empty (no desired version).
+    pub drift: String,
+    pub environment: String,
     pub demo: bool,
 }
 
@@ -163,12 +167,19 @@ pub mod load {
         teams: &HashMap<String, String>,
     ) -> Result<Vec<GatewayView>, ServerFnError> {
         let now = store::now_ms();
+        let desired = scoped.desired_config_hashes().await.map_err(internal)?;
         Ok(scoped
             .list_gateways()
             .await
             .map_err(internal)?
             .into_iter()
             .map(|g| GatewayView {
+                drift: match g.desired_hash(&desired) {
+                    Some(want) if want == g.config_hash => "in sync".to_owned(),
+                    Some(_) => "drift".to_owned(),
+                    None => String::new(),
+                },
+                environment: g.environment.clone().unwrap_or_default(),
                 status: g.status(now).to_owned(),
                 last_seen: format::timestamp(&store::format_ms(g.last_seen_at)),
                 teams: if g.teams.is_empty() {
@@ -343,6 +354,7 @@ fn FleetTable(fleet: Vec<GatewayView>) -> impl IntoView {
                                     <th scope="col">"Teams"</th>
                                     <th scope="col">"Address"</th>
                                     <th scope="col">"Version"</th>
+                                    <th scope="col">"Environment"</th>
                                     <th scope="col">"Config"</th>
                                     <th scope="col">"Last heartbeat (UTC)"</th>
                                 </tr>
@@ -361,7 +373,13 @@ fn FleetTable(fleet: Vec<GatewayView>) -> impl IntoView {
                                                 <td>{g.teams}</td>
                                                 <td><code>{g.address}</code></td>
                                                 <td>{g.version}</td>
-                                                <td><code>{g.config_hash}</code></td>
+                                                <td>{g.environment}</td>
+                                                <td>
+                                                    <code>{g.config_hash}</code>
+                                                    {(!g.drift.is_empty()).then(|| view! {
+                                                        <span class=format!("badge {}", if g.drift == "drift" { "drift" } else { "" })>{g.drift.clone()}</span>
+                                                    })}
+                                                </td>
                                                 <td>{g.last_seen}</td>
                                             </tr>
                                         }

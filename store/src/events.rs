@@ -188,6 +188,9 @@ pub fn latency_bucket(latency_ms: i64) -> i64 {
         .unwrap_or(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1])
 }
 
+/// A narrow rollup row: (bucket, team, gateway, verdict or model).
+type NarrowKey<'a> = (i64, &'a str, &'a str, &'a str);
+
 /// What a batch adds to one rollup row.
 #[derive(Debug, Default)]
 struct RollupSum {
@@ -349,6 +352,36 @@ pub async fn insert_batch_for(db: &Db, events: &[EventRow], holder: Option<&str>
                     .bind(sum.latency_ms)
                     .execute(&mut *tx)
                     .await?;
+            }
+            // The narrow copies: without the model, and without the verdict.
+            for (narrow, column) in [("verdict", "verdict"), ("model", "model")] {
+                let mut folded: HashMap<NarrowKey<'_>, (i64, i64, i64)> = HashMap::new();
+                for ((start, team, gateway, model, verdict), sum) in &grain_sums {
+                    let key = if narrow == "verdict" { verdict } else { model };
+                    let f = folded.entry((*start, team, gateway, key)).or_default();
+                    f.0 += sum.requests;
+                    f.1 += sum.input_tokens + sum.output_tokens;
+                    f.2 += sum.cost_micros;
+                }
+                let sql = format!(
+                    "insert into event_{narrow}_{grain} (bucket_start, team_id, gateway_id, {column}, requests, tokens, cost_micros) \
+                     values ($1, $2, $3, $4, $5, $6, $7) on conflict (bucket_start, team_id, gateway_id, {column}) do update set \
+                     requests = event_{narrow}_{grain}.requests + excluded.requests, \
+                     tokens = event_{narrow}_{grain}.tokens + excluded.tokens, \
+                     cost_micros = event_{narrow}_{grain}.cost_micros + excluded.cost_micros"
+                );
+                for ((start, team, gateway, key), (requests, tokens, cost)) in &folded {
+                    sqlx::query(&sql)
+                        .bind(start)
+                        .bind(team)
+                        .bind(gateway)
+                        .bind(key)
+                        .bind(requests)
+                        .bind(tokens)
+                        .bind(cost)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             let mut grain_latencies: HashMap<(i64, &str, &str, i64), i64> = HashMap::new();
             for ((hour, team, gateway, le), n) in &latencies {

@@ -62,8 +62,7 @@ pub struct Spend {
     /// Team id, model, or the hour a day starts at (as text).
     pub key: String,
     pub requests: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
+    pub tokens: i64,
     pub cost_micros: i64,
 }
 
@@ -115,8 +114,8 @@ pub(crate) async fn verdict_hours(
         VerdictHour,
         format!(
             "select r.bucket_start, r.verdict, cast(sum(r.requests) as bigint) as requests, \
-             cast(sum(r.input_tokens + r.output_tokens) as bigint) as tokens, \
-             cast(sum(r.cost_micros) as bigint) as cost_micros from event_rollup_{g} r{w} \
+             cast(sum(r.tokens) as bigint) as tokens, \
+             cast(sum(r.cost_micros) as bigint) as cost_micros from event_verdict_{g} r{w} \
              group by r.bucket_start, r.verdict order by r.bucket_start, r.verdict"
         ),
         since,
@@ -181,20 +180,21 @@ pub(crate) async fn spend_by(
 ) -> Result<Vec<Spend>> {
     let (w, args, since) = conditions(scope_team, f);
     let (g, _) = f.grain();
-    let column = match column {
-        SpendBy::Team => "r.team_id",
-        SpendBy::Model => "r.model",
-        SpendBy::Bucket => "cast(r.bucket_start as text)",
+    // The narrow rollups: by model from `event_model_*`, the rest from
+    // `event_verdict_*` (a few thousand rows a month for a large org).
+    let (column, table) = match column {
+        SpendBy::Team => ("r.team_id", "verdict"),
+        SpendBy::Model => ("r.model", "model"),
+        SpendBy::Bucket => ("cast(r.bucket_start as text)", "verdict"),
     };
     let mut rows: Vec<Spend> = fetch!(
         db,
         Spend,
         format!(
             "select {column} as key, cast(sum(r.requests) as bigint) as requests, \
-             cast(sum(r.input_tokens) as bigint) as input_tokens, \
-             cast(sum(r.output_tokens) as bigint) as output_tokens, \
+             cast(sum(r.tokens) as bigint) as tokens, \
              cast(sum(r.cost_micros) as bigint) as cost_micros \
-             from event_rollup_{g} r{w} group by {column}"
+             from event_{table}_{g} r{w} group by {column}"
         ),
         since,
         &args

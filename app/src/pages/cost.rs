@@ -107,7 +107,7 @@ pub mod load {
                 label: label(&r.key),
                 key: r.key,
                 requests: r.requests,
-                tokens: r.input_tokens + r.output_tokens,
+                tokens: r.tokens,
                 cost_micros: r.cost_micros,
             })
             .collect()
@@ -157,7 +157,7 @@ pub mod load {
         for h in &by_bucket {
             if let Some(i) = h.key.parse::<i64>().ok().and_then(|ms| periods.index(ms)) {
                 days[i].0 += h.requests;
-                days[i].1 += h.input_tokens + h.output_tokens;
+                days[i].1 += h.tokens;
                 days[i].2 += h.cost_micros;
             }
         }

@@ -104,18 +104,7 @@ async fn configurations(db: &TestDatabase) {
     assert_eq!(r.body["version"], 1);
     assert_eq!(r.body["source"], "api");
     assert_eq!(r.body["content_hash"], policy::source_hash(&v1));
-    let mut cmd = s.install.command(&[
-        "gateway",
-        "run",
-        "--team",
-        "eng",
-        "--environment",
-        "production",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    cmd.env(UPSTREAM_KEY_VAR, UPSTREAM_KEY);
-    let gw = KtProcess::start(cmd, "kt gateway").await;
+    let gw = s.install.managed_gateway("eng", "production").await;
     assert_eq!(
         chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o", "hi"))
             .await

@@ -167,18 +167,7 @@ async fn git_sync(db: &TestDatabase) {
     assert_eq!(v["git_author"], "Ada Lovelace");
     assert_eq!(v["message"], "first configs");
 
-    let mut cmd = s.install.command(&[
-        "gateway",
-        "run",
-        "--team",
-        "eng",
-        "--environment",
-        "production",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    cmd.env(UPSTREAM_KEY_VAR, UPSTREAM_KEY);
-    let gw = KtProcess::start(cmd, "kt gateway").await;
+    let gw = s.install.managed_gateway("eng", "production").await;
     assert_eq!(
         chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi"))
             .await

@@ -151,6 +151,24 @@ impl Install {
         KtProcess::start(cmd, "kt gateway").await
     }
 
+    /// Starts a managed gateway: `kt gateway run --team TEAM --environment
+    /// ENV` (no policy file: it runs the team's current configuration
+    /// version), with the stand-in's API key in its environment.
+    pub async fn managed_gateway(&self, team: &str, environment: &str) -> KtProcess {
+        let mut cmd = self.command(&[
+            "gateway",
+            "run",
+            "--team",
+            team,
+            "--environment",
+            environment,
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        cmd.env(UPSTREAM_KEY_VAR, UPSTREAM_KEY);
+        KtProcess::start(cmd, "kt gateway").await
+    }
+
     /// Starts another replica of a gateway, as a second host would run it:
     /// `kt gateway run --policy-config CONFIG` like [`Install::gateway`] (same
     /// database, same config file, hence the same name), but with a data

@@ -169,6 +169,28 @@ pub async fn finish(to: &str, flash: Flash) -> Result<(), ServerFnError> {
     Ok(())
 }
 
+/// A form's server function: checks the signed-in user's role (`allowed`,
+/// else the `denied` message), runs the action, and reports its outcome on
+/// the page at `to` ([`finish_with`]).
+pub async fn act<F, Fut>(
+    to: &str,
+    allowed: fn(Role) -> bool,
+    denied: &str,
+    action: F,
+) -> Result<(), ServerFnError>
+where
+    F: FnOnce(Caller) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let caller = require_user().await?;
+    let outcome = if allowed(caller.me.role) {
+        action(caller).await
+    } else {
+        Err(denied.to_owned())
+    };
+    finish_with(to, outcome).await
+}
+
 /// [`finish`] with a plain success or error message.
 pub async fn finish_with(to: &str, outcome: Result<String, String>) -> Result<(), ServerFnError> {
     let (ok, message) = match outcome {

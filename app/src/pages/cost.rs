@@ -306,29 +306,29 @@ pub async fn allocate_credit(
     amount: String,
     reason: String,
 ) -> Result<(), ServerFnError> {
-    let caller = crate::auth::require_user().await?;
-    let outcome = async {
-        if !caller.me.role.administers() {
-            return Err("only org admins allocate credit".to_owned());
-        }
-        let amount: f64 = amount.trim().parse().map_err(|_| {
-            format!("amount {amount:?} is not a number of USD (for example 250 or 12.50)")
-        })?;
-        let micros = store::budgets::amount_micros(amount)?;
-        let reason = reason.trim();
-        let wallet = caller
-            .scoped
-            .allocate(&team_id, micros, (!reason.is_empty()).then_some(reason))
-            .await
-            .map_err(crate::auth::explain)?;
-        Ok(format!(
-            "Allocated {} to the wallet; it now holds {} in total.",
-            format::usd(micros),
-            format::usd(wallet.allocated_micros)
-        ))
-    }
-    .await;
-    crate::auth::finish_with("/cost", outcome).await
+    crate::auth::act(
+        "/cost",
+        crate::access::Role::administers,
+        "only org admins allocate credit",
+        |caller| async move {
+            let amount: f64 = amount.trim().parse().map_err(|_| {
+                format!("amount {amount:?} is not a number of USD (for example 250 or 12.50)")
+            })?;
+            let micros = store::budgets::amount_micros(amount)?;
+            let reason = reason.trim();
+            let wallet = caller
+                .scoped
+                .allocate(&team_id, micros, (!reason.is_empty()).then_some(reason))
+                .await
+                .map_err(crate::auth::explain)?;
+            Ok(format!(
+                "Allocated {} to the wallet; it now holds {} in total.",
+                format::usd(micros),
+                format::usd(wallet.allocated_micros)
+            ))
+        },
+    )
+    .await
 }
 
 #[component]

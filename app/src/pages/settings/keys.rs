@@ -158,23 +158,23 @@ pub async fn create_key(
 
 #[server(prefix = "/api", endpoint = "revoke_key")]
 pub async fn revoke_key(token_id: String) -> Result<(), ServerFnError> {
-    let caller = crate::auth::require_user().await?;
-    let outcome = async {
-        if !caller.me.role.manages_keys() {
-            return Err("your role cannot revoke keys".to_owned());
-        }
-        let row = caller
-            .scoped
-            .revoke_token(&token_id)
-            .await
-            .map_err(crate::auth::explain)?;
-        Ok(format!(
-            "Revoked \u{201c}{}\u{201d} ({}…): gateways refuse it within seconds.",
-            row.name, row.prefix
-        ))
-    }
-    .await;
-    crate::auth::finish_with("/settings/keys", outcome).await
+    crate::auth::act(
+        "/settings/keys",
+        Role::manages_keys,
+        "your role cannot revoke keys",
+        |caller| async move {
+            let row = caller
+                .scoped
+                .revoke_token(&token_id)
+                .await
+                .map_err(crate::auth::explain)?;
+            Ok(format!(
+                "Revoked \u{201c}{}\u{201d} ({}…): gateways refuse it within seconds.",
+                row.name, row.prefix
+            ))
+        },
+    )
+    .await
 }
 
 #[component]

@@ -94,49 +94,49 @@ pub async fn load_secrets(confirm: String) -> Result<SecretsData, ServerFnError>
 
 #[server(prefix = "/api", endpoint = "put_secret")]
 pub async fn put_secret(name: String, value: String, team_id: String) -> Result<(), ServerFnError> {
-    let caller = crate::auth::require_user().await?;
     let key = use_context::<crate::state::ConsoleState>()
         .ok_or_else(|| ServerFnError::new("console state missing"))?
         .master_key;
-    let outcome = async {
-        if !caller.me.role.administers() {
-            return Err("only org admins manage provider secrets".to_owned());
-        }
-        let name = name.trim();
-        store::secrets::validate(name, &value)?;
-        let team = Some(team_id.as_str()).filter(|t| !t.is_empty());
-        let (row, created) = caller
-            .scoped
-            .put_secret(&key, name, team, &value)
-            .await
-            .map_err(crate::auth::explain)?;
-        Ok(format!(
-            "{} secret {} (encrypted; it cannot be read back).",
-            if created { "Stored" } else { "Replaced" },
-            row.name
-        ))
-    }
-    .await;
-    crate::auth::finish_with("/settings/secrets", outcome).await
+    crate::auth::act(
+        "/settings/secrets",
+        crate::access::Role::administers,
+        "only org admins manage provider secrets",
+        |caller| async move {
+            let name = name.trim();
+            store::secrets::validate(name, &value)?;
+            let team = Some(team_id.as_str()).filter(|t| !t.is_empty());
+            let (row, created) = caller
+                .scoped
+                .put_secret(&key, name, team, &value)
+                .await
+                .map_err(crate::auth::explain)?;
+            Ok(format!(
+                "{} secret {} (encrypted; it cannot be read back).",
+                if created { "Stored" } else { "Replaced" },
+                row.name
+            ))
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "delete_secret")]
 pub async fn delete_secret(name: String, team_id: String) -> Result<(), ServerFnError> {
-    let caller = crate::auth::require_user().await?;
-    let outcome = async {
-        if !caller.me.role.administers() {
-            return Err("only org admins manage provider secrets".to_owned());
-        }
-        let team = Some(team_id.as_str()).filter(|t| !t.is_empty());
-        caller
-            .scoped
-            .delete_secret(&name, team)
-            .await
-            .map_err(crate::auth::explain)?;
-        Ok(format!("Deleted secret {name}."))
-    }
-    .await;
-    crate::auth::finish_with("/settings/secrets", outcome).await
+    crate::auth::act(
+        "/settings/secrets",
+        crate::access::Role::administers,
+        "only org admins manage provider secrets",
+        |caller| async move {
+            let team = Some(team_id.as_str()).filter(|t| !t.is_empty());
+            caller
+                .scoped
+                .delete_secret(&name, team)
+                .await
+                .map_err(crate::auth::explain)?;
+            Ok(format!("Deleted secret {name}."))
+        },
+    )
+    .await
 }
 
 #[component]

@@ -80,13 +80,13 @@ where
     F: FnOnce(store::Scoped) -> Fut,
     Fut: std::future::Future<Output = Result<String, store::StoreError>>,
 {
-    let caller = crate::auth::require_user().await?;
-    let outcome = if caller.me.role.administers() {
-        action(caller.scoped).await.map_err(crate::auth::explain)
-    } else {
-        Err("only org admins manage teams".to_owned())
-    };
-    crate::auth::finish_with("/settings/teams", outcome).await
+    crate::auth::act(
+        "/settings/teams",
+        Role::administers,
+        "only org admins manage teams",
+        |caller| async move { action(caller.scoped).await.map_err(crate::auth::explain) },
+    )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "create_team")]

@@ -121,51 +121,53 @@ pub async fn invite_user(
 
 #[server(prefix = "/api", endpoint = "set_role")]
 pub async fn set_role(user_id: String, role: String, team_id: String) -> Result<(), ServerFnError> {
-    let caller = crate::auth::require_user().await?;
-    let outcome = async {
-        if !caller.me.role.administers() {
-            return Err("only org admins change roles".to_owned());
-        }
-        if user_id == caller.user.user_id && role != "admin" {
-            return Err("you cannot take away your own admin role; ask another admin".to_owned());
-        }
-        let user = caller
-            .scoped
-            .set_user_role(&user_id, &role, Some(team_id.as_str()))
-            .await
-            .map_err(crate::auth::explain)?;
-        Ok(format!(
-            "{} is now {}.",
-            user.email,
-            Role::parse(&user.role).label()
-        ))
-    }
-    .await;
-    crate::auth::finish_with("/settings/users", outcome).await
+    crate::auth::act(
+        "/settings/users",
+        crate::access::Role::administers,
+        "only org admins change roles",
+        |caller| async move {
+            if user_id == caller.user.user_id && role != "admin" {
+                return Err(
+                    "you cannot take away your own admin role; ask another admin".to_owned(),
+                );
+            }
+            let user = caller
+                .scoped
+                .set_user_role(&user_id, &role, Some(team_id.as_str()))
+                .await
+                .map_err(crate::auth::explain)?;
+            Ok(format!(
+                "{} is now {}.",
+                user.email,
+                Role::parse(&user.role).label()
+            ))
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "remove_user")]
 pub async fn remove_user(user_id: String) -> Result<(), ServerFnError> {
-    let caller = crate::auth::require_user().await?;
-    let outcome = async {
-        if !caller.me.role.administers() {
-            return Err("only org admins remove users".to_owned());
-        }
-        if user_id == caller.user.user_id {
-            return Err("you cannot remove yourself".to_owned());
-        }
-        let user = caller
-            .scoped
-            .remove_user(&user_id)
-            .await
-            .map_err(crate::auth::explain)?;
-        Ok(format!(
-            "Removed {}; their sessions have ended.",
-            user.email
-        ))
-    }
-    .await;
-    crate::auth::finish_with("/settings/users", outcome).await
+    crate::auth::act(
+        "/settings/users",
+        crate::access::Role::administers,
+        "only org admins remove users",
+        |caller| async move {
+            if user_id == caller.user.user_id {
+                return Err("you cannot remove yourself".to_owned());
+            }
+            let user = caller
+                .scoped
+                .remove_user(&user_id)
+                .await
+                .map_err(crate::auth::explain)?;
+            Ok(format!(
+                "Removed {}; their sessions have ended.",
+                user.email
+            ))
+        },
+    )
+    .await
 }
 
 #[component]

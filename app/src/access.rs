@@ -7,6 +7,9 @@
 //! | team lead  | own team               | yes       | yes              | manage      | read own team         |
 //! | member     | own team               | yes       | yes              | read        | read own team         |
 //! | viewer     | own team, or whole org | no        | yes (read-only)  | no          | no                    |
+//!
+//! Configurations: admins edit every team's, team leads their own, members
+//! read their own. Git repositories: org admins only.
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +71,12 @@ impl Role {
         self != Role::Viewer
     }
 
+    /// Add configuration versions and roll back: org admins for every team,
+    /// team leads for their own.
+    pub fn edits_configs(self) -> bool {
+        matches!(self, Role::Admin | Role::TeamLead)
+    }
+
     /// Create, rename and archive teams, invite users, set roles, allocate
     /// credit, manage provider secrets: org admins.
     pub fn administers(self) -> bool {
@@ -115,6 +124,16 @@ pub const NAV: &[NavItem] = &[
         href: "/cost",
         label: "Cost Center",
         visible: |_| true,
+    },
+    NavItem {
+        href: "/configs",
+        label: "Configurations",
+        visible: Role::sees_dashboard,
+    },
+    NavItem {
+        href: "/git",
+        label: "Git repositories",
+        visible: Role::administers,
     },
     NavItem {
         href: "/settings",

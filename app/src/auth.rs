@@ -218,6 +218,22 @@ pub async fn take_flash() -> Result<Option<Flash>, ServerFnError> {
 }
 
 /// A store error as a message for the person who submitted a form.
+/// Keeps a value in the session for the next page view (a form's refused
+/// input, so that the page can show it again with its errors).
+pub async fn stash<T: serde::Serialize + Send + Sync>(
+    key: &str,
+    value: &T,
+) -> Result<(), ServerFnError> {
+    session().await?.insert(key, value).await.map_err(internal)
+}
+
+/// Takes back what [`stash`] kept (once).
+pub async fn unstash<T: serde::de::DeserializeOwned>(
+    key: &str,
+) -> Result<Option<T>, ServerFnError> {
+    session().await?.remove::<T>(key).await.map_err(internal)
+}
+
 pub fn explain(err: store::StoreError) -> String {
     use store::StoreError;
     match err {

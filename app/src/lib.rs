@@ -26,9 +26,11 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 
 use crate::pages::api_reference::ApiReferencePage;
+use crate::pages::configs::ConfigsPage;
 use crate::pages::cost::CostPage;
 use crate::pages::dashboard::DashboardPage;
 use crate::pages::gateway::GatewayPage;
+use crate::pages::git::GitPage;
 use crate::pages::login::LoginPage;
 use crate::pages::settings::SettingsIndex;
 use crate::pages::settings::keys::KeysPage;
@@ -75,6 +77,8 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("gateways"), ParamSegment("id")) view=GatewayPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("cost") view=CostPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("configs") view=ConfigsPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("git") view=GitPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("settings") view=SettingsIndex ssr=SsrMode::Async />
                 <Route path=(StaticSegment("settings"), StaticSegment("keys")) view=KeysPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("settings"), StaticSegment("teams")) view=TeamsPage ssr=SsrMode::Async />

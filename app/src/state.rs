@@ -15,6 +15,8 @@ pub struct ConsoleState {
     pub throttle: Arc<LoginThrottle>,
     /// Seals provider secrets stored from Settings.
     pub master_key: store::crypto::MasterKey,
+    /// Links and syncs Git repositories (shared with the API).
+    pub git: Arc<gitsync::Syncer>,
     /// The control-plane API's OpenAPI document (the API reference page).
     pub openapi: Arc<serde_json::Value>,
 }

@@ -73,6 +73,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         leptos_options: state.leptos_options.clone(),
         throttle: Default::default(),
         master_key: state.master_key.clone(),
+        git: state.git.clone(),
         openapi: std::sync::Arc::new(
             serde_json::to_value(crate::http::openapi::document())
                 .context("serialising the OpenAPI document")?,

@@ -8,7 +8,6 @@
 
 pub mod cli;
 pub mod console;
-pub mod git;
 pub mod http;
 pub mod session_store;
 pub mod settings;
@@ -25,8 +24,8 @@ pub struct AppState {
     /// Seals provider secrets (write-only through the API).
     pub master_key: store::crypto::MasterKey,
     pub leptos_options: LeptosOptions,
-    /// Bare mirrors of linked Git repositories (`KT_DATA_DIR/git`).
-    pub git_root: std::path::PathBuf,
+    /// Links and syncs Git repositories (mirrors under `KT_DATA_DIR/git`).
+    pub git: std::sync::Arc<gitsync::Syncer>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -4,7 +4,8 @@
 //! SQLite and PostgreSQL: link, sync on demand and by polling, the lint gate
 //! (an invalid file is refused with its line, the team keeps its version),
 //! unknown teams reported, a missing branch and an unreachable remote as
-//! clear statuses, a force push, and push-to-running time.
+//! clear statuses, a force push, deleted and renamed files reported, a
+//! signed push webhook (forged ones refused), and push-to-running times.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -263,6 +264,58 @@ async fn git_sync(db: &TestDatabase) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // --- Deleted and renamed files are reported; their teams keep versions.
+    // (Two commits: ghost.yaml has the same content as team-ops.yaml, and
+    // Git would be free to see either as the rename's source.)
+    git(&work, &["mv", "teams/team-ops.yaml", "teams/ops.yaml"]);
+    git(&work, &["commit", "-q", "-m", "rename ops"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let r = s
+        .admin
+        .post(&format!("/v1/git-repos/{id}/sync"), &json!({}))
+        .await;
+    let main = branch(&r.body, "main");
+    let renamed = file(main, "teams/team-ops.yaml");
+    assert_eq!(renamed["status"], "removed", "[{b}] {main}");
+    assert!(
+        renamed["message"]
+            .as_str()
+            .unwrap()
+            .contains("renamed to teams/ops.yaml"),
+        "[{b}] {renamed}"
+    );
+    assert_eq!(
+        file(main, "teams/ops.yaml")["status"],
+        "unchanged",
+        "[{b}] same content under the new name: {main}"
+    );
+    git(&work, &["rm", "-q", "teams/ghost.yaml"]);
+    git(&work, &["commit", "-q", "-m", "drop ghost"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let latest = git(&work, &["rev-parse", "HEAD"]);
+    let r = s
+        .admin
+        .post(&format!("/v1/git-repos/{id}/sync"), &json!({}))
+        .await;
+    let main = branch(&r.body, "main");
+    let ghost = file(main, "teams/ghost.yaml");
+    assert_eq!(ghost["status"], "removed", "[{b}] {ghost}");
+    assert!(
+        ghost["message"]
+            .as_str()
+            .unwrap()
+            .contains("deleted from Git"),
+        "[{b}] {ghost}"
+    );
+    assert!(
+        !main.to_string().contains("team-ops.yaml"),
+        "[{b}] a removal is reported once: {main}"
+    );
+    assert_eq!(
+        main["status"], "ok",
+        "[{b}] a removal refuses nothing: {main}"
+    );
+
     // --- An unreachable remote is a clear status, and GET shows the last sync.
     let r = s
         .admin
@@ -287,7 +340,7 @@ async fn git_sync(db: &TestDatabase) {
     assert_eq!(got.status, 200, "[{b}] {got}");
     assert_eq!(
         branch(&got.body, "main")["commit"],
-        first.as_str(),
+        latest.as_str(),
         "[{b}] {got}"
     );
     let r = s.admin.delete(&format!("/v1/git-repos/{id}")).await;
@@ -307,4 +360,84 @@ async fn git_sync(db: &TestDatabase) {
         assert_eq!(r.status, 422, "[{b}] {bad}: {r}");
         r.assert_error_shape("bad repository");
     }
+
+    // --- A signed push webhook syncs at once (polling is hourly here).
+    let r = s
+        .admin
+        .post(
+            "/v1/git-repos",
+            &json!({"repo_url": url, "path": "teams", "branches": {"main": "production"}, "poll_interval_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "[{b}] {r}");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let secret = r.body["webhook_secret"].as_str().unwrap().to_owned();
+    let hook = format!("{}/v1/git-repos/{id}/webhook", s.serve.url);
+    assert_eq!(
+        r.body["webhook_path"],
+        format!("/v1/git-repos/{id}/webhook")
+    );
+    let got = s.admin.get(&format!("/v1/git-repos/{id}")).await;
+    assert!(
+        !got.to_string().contains(&secret),
+        "[{b}] the webhook secret is shown only once"
+    );
+    let v3 = allowlist_config(&s.standin, "gpt-4o, gpt-4o-mini");
+    commit_and_push(&work, &[("eng.yaml", &v3)], "allow mini again");
+    let event = br#"{"ref":"refs/heads/main"}"#;
+    let http = reqwest::Client::new();
+    let send = |signature: Option<String>| {
+        let mut req = http
+            .post(&hook)
+            .header("content-type", "application/json")
+            .body(event.to_vec());
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 401, "[{b}] unsigned");
+    let forged = format!("sha256={}", sign(b"another secret", event));
+    assert_eq!(
+        send(Some(forged)).await.unwrap().status(),
+        401,
+        "[{b}] forged"
+    );
+    assert_eq!(
+        chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi"))
+            .await
+            .status,
+        409,
+        "[{b}] the push alone changes nothing before the webhook"
+    );
+    let pushed = Instant::now();
+    let signed = format!("sha256={}", sign(secret.as_bytes(), event));
+    assert_eq!(
+        send(Some(signed)).await.unwrap().status(),
+        202,
+        "[{b}] signed"
+    );
+    loop {
+        let r = chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi")).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            pushed.elapsed() < Duration::from_secs(10),
+            "[{b}] the webhook's sync never ran: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "[{b}] webhook → running on the managed gateway: {:?}",
+        pushed.elapsed()
+    );
+}
+
+/// The hex HMAC-SHA256 of `body` under `key`, as a Git host signs webhooks.
+fn sign(key: &[u8], body: &[u8]) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{Db, Result, new_id, now_ms, with_pool};
+use crate::{Db, Result, Tx, new_id, now_ms, with_pool, with_tx};
 
 /// One audit entry.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
@@ -37,10 +37,10 @@ pub struct Change<'a> {
 }
 
 /// Appends an entry.
-pub async fn record(db: &Db, change: Change<'_>) -> Result<()> {
+pub async fn record(tx: &mut Tx, change: Change<'_>) -> Result<()> {
     let before = change.before.map(|v| v.to_string());
     let after = change.after.map(|v| v.to_string());
-    with_pool!(db, pool => {
+    with_tx!(tx, conn => {
         sqlx::query(
             "insert into audit_log (audit_id, created_at, actor, team_id, action, target_type, target_id, before_json, after_json) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -54,7 +54,7 @@ pub async fn record(db: &Db, change: Change<'_>) -> Result<()> {
         .bind(change.target_id)
         .bind(before)
         .bind(after)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map(|_| ())
     })?;
@@ -114,8 +114,9 @@ mod tests {
     async fn entries_are_listed_and_cannot_be_changed() {
         for tdb in crate::testing::backends().await {
             let db = &tdb.db;
+            let mut tx = db.begin().await.unwrap();
             record(
-                db,
+                &mut tx,
                 Change {
                     actor: "admin (token t1)",
                     team_id: Some("team-a"),
@@ -128,6 +129,7 @@ mod tests {
             )
             .await
             .unwrap();
+            tx.commit().await.unwrap();
             let all = list(
                 db,
                 None,
@@ -155,6 +157,57 @@ mod tests {
                 sqlx::query("delete from audit_log").execute(pool).await.map(|_| ())
             });
             assert!(deleted.is_err(), "{}: deletes are refused", tdb.name());
+            tdb.cleanup().await;
+        }
+    }
+
+    /// A change and its audit entry commit together: when the entry cannot
+    /// be written, the change is rolled back and the caller gets the error.
+    #[tokio::test]
+    async fn a_change_whose_entry_fails_is_not_made() {
+        for tdb in crate::testing::backends().await {
+            let db = &tdb.db;
+            let org = db.scoped(crate::Scope::Org).acting_as("admin");
+            let team = org
+                .create_team(&crate::teams::NewTeam {
+                    name: "Alpha".into(),
+                    slug: "alpha".into(),
+                })
+                .await
+                .unwrap();
+            // Make the audit log refuse renames, as a full disk or a lost
+            // connection between the two writes would.
+            let refuse: &[&str] = match db.backend() {
+                crate::Backend::Sqlite => {
+                    &["create trigger refuse_rename before insert on audit_log \
+                     when new.action = 'team.rename' begin select raise(abort, 'audit refused'); end"]
+                }
+                crate::Backend::Postgres => &[
+                    "create function refuse_rename() returns trigger language plpgsql as \
+                     $$ begin raise exception 'audit refused'; end $$",
+                    "create trigger refuse_rename before insert on audit_log for each row \
+                     when (new.action = 'team.rename') execute function refuse_rename()",
+                ],
+            };
+            for sql in refuse {
+                with_pool!(db, pool => sqlx::query(sql).execute(pool).await.map(|_| ())).unwrap();
+            }
+            let renamed = org.rename_team(&team.team_id, "Beta").await;
+            assert!(renamed.is_err(), "{}: the rename must fail", tdb.name());
+            let after = org.get_team(&team.team_id).await.unwrap();
+            assert_eq!(after.name, "Alpha", "{}: rename rolled back", tdb.name());
+            let entries = list(
+                db,
+                None,
+                &AuditFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let actions: Vec<_> = entries.iter().map(|e| e.action.as_str()).collect();
+            assert_eq!(actions, ["team.create"], "{}", tdb.name());
             tdb.cleanup().await;
         }
     }

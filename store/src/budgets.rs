@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Db, Result, StoreError, new_id, with_pool};
+use crate::{Db, Result, StoreError, Tx, new_id, with_pool, with_tx};
 
 /// The largest allocation (USD) accepted at once.
 pub const MAX_AMOUNT_USD: f64 = 1_000_000_000.0;
@@ -130,15 +130,14 @@ pub(crate) async fn balance(db: &Db, team_id: &str, now_ms: i64) -> Result<Balan
 pub const WALLET_EFFECTIVE_AFTER_MS: i64 = 6_000;
 
 pub(crate) async fn allocate(
-    db: &Db,
+    tx: &mut Tx,
     team_id: &str,
     amount_micros: i64,
     actor: &str,
     reason: Option<&str>,
 ) -> Result<WalletRow> {
     let now = crate::now_ms();
-    with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
+    with_tx!(tx, conn => {
         sqlx::query(
             "insert into wallet (team_id, allocated_micros, spent_micros, effective_at, created_at, updated_at) \
              values ($1, 0, 0, $2, $3, $3) on conflict (team_id) do nothing",
@@ -146,7 +145,7 @@ pub(crate) async fn allocate(
         .bind(team_id)
         .bind(now + WALLET_EFFECTIVE_AFTER_MS)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         let updated = sqlx::query_as::<_, WalletRow>(
             "update wallet set allocated_micros = allocated_micros + $2, updated_at = $3 \
@@ -156,7 +155,7 @@ pub(crate) async fn allocate(
         .bind(team_id)
         .bind(amount_micros)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| {
             StoreError::Invalid("the allocation would make the wallet's total negative".to_owned())
@@ -174,9 +173,8 @@ pub(crate) async fn allocate(
         .bind(actor)
         .bind(reason)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        tx.commit().await?;
         Ok(updated)
     })
 }
@@ -475,15 +473,14 @@ mod tests {
     async fn leases_never_grant_past_the_cap_and_stored_events_move_spend_out_of_leases() {
         for tdb in backends().await {
             let db = &tdb.db;
-            let team = crate::teams::create(
-                db,
-                &crate::teams::NewTeam {
+            let team = db
+                .scoped(crate::Scope::Org)
+                .create_team(&crate::teams::NewTeam {
                     name: "A".into(),
                     slug: "a".into(),
-                },
-            )
-            .await
-            .unwrap();
+                })
+                .await
+                .unwrap();
             let t = team.team_id.as_str();
             // Cap 1000: the first holder asks for 100 and would like 800:
             // it gets need + half of the spare room.
@@ -528,24 +525,21 @@ mod tests {
     async fn wallets_cap_leases_once_allocated_and_keep_a_ledger() {
         for tdb in backends().await {
             let db = &tdb.db;
-            let team = crate::teams::create(
-                db,
-                &crate::teams::NewTeam {
+            let team = db
+                .scoped(crate::Scope::Org)
+                .create_team(&crate::teams::NewTeam {
                     name: "W".into(),
                     slug: "w".into(),
-                },
-            )
-            .await
-            .unwrap();
+                })
+                .await
+                .unwrap();
             let t = team.team_id.as_str();
             // No wallet, no cap: whatever is wanted.
             let g = lease(db, &req("h", t, 10, 10_000, None)).await.unwrap();
             assert_eq!(g.granted_micros, 10_000, "{}", tdb.name());
             assert!(g.wallet.is_none());
             release_all(db, "h").await.unwrap();
-            let w = allocate(db, t, 1_000, "admin@kt", Some("pilot"))
-                .await
-                .unwrap();
+            let w = crate::in_tx!(db, allocate, t, 1_000, "admin@kt", Some("pilot")).unwrap();
             assert_eq!(w.allocated_micros, 1_000);
             let g = lease(db, &req("h", t, 10, 10_000, None)).await.unwrap();
             assert_eq!(g.granted_micros, 10 + 495, "{}", tdb.name());
@@ -568,10 +562,8 @@ mod tests {
             // Both events' cost left the lease: 505 - 70 - 200.
             assert_eq!(b.reserved_micros, 235, "{}", tdb.name());
             assert_eq!(b.balance_micros(), 1_000 - 200 - 235, "{}", tdb.name());
-            assert!(allocate(db, t, -5_000, "admin@kt", None).await.is_err());
-            allocate(db, t, 500, "admin@kt", Some("top-up"))
-                .await
-                .unwrap();
+            assert!(crate::in_tx!(db, allocate, t, -5_000, "admin@kt", None).is_err());
+            crate::in_tx!(db, allocate, t, 500, "admin@kt", Some("top-up")).unwrap();
             let ledger = transactions(db, t, 10).await.unwrap();
             assert_eq!(ledger.len(), 2, "{}", tdb.name());
             assert_eq!(ledger[0].amount_micros, 500);

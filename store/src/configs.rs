@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::{Db, Result, StoreError, new_id, now_ms, with_pool};
+use crate::{Db, Result, StoreError, Tx, new_id, now_ms, with_pool, with_tx};
 
 /// Where a version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,7 +77,7 @@ pub fn validate_environment(env: &str) -> std::result::Result<(), String> {
 /// Adds a version numbered one above the current one, in one statement (so
 /// two writers cannot take the same number: the loser's insert conflicts and
 /// is retried once).
-pub(crate) async fn add(db: &Db, new: &NewVersion<'_>, author: &str) -> Result<ConfigVersion> {
+pub(crate) async fn add(tx: &mut Tx, new: &NewVersion<'_>, author: &str) -> Result<ConfigVersion> {
     validate_environment(new.environment).map_err(StoreError::Invalid)?;
     let mut attempt = 0;
     loop {
@@ -88,8 +88,12 @@ pub(crate) async fn add(db: &Db, new: &NewVersion<'_>, author: &str) -> Result<C
              from config_version where team_id = $2 and environment = $3 \
              returning {COLUMNS}"
         );
-        let result = with_pool!(db, pool => {
-            sqlx::query_as::<_, ConfigVersion>(&sql)
+        // A savepoint: on PostgreSQL a unique violation (a concurrent
+        // writer took the same number) would otherwise abort the whole
+        // transaction instead of this one attempt.
+        let result = with_tx!(tx, conn => {
+            let mut attempt_tx = sqlx::Connection::begin(&mut *conn).await?;
+            let version = sqlx::query_as::<_, ConfigVersion>(&sql)
                 .bind(&id)
                 .bind(new.team_id)
                 .bind(new.environment)
@@ -101,8 +105,10 @@ pub(crate) async fn add(db: &Db, new: &NewVersion<'_>, author: &str) -> Result<C
                 .bind(new.message)
                 .bind(author)
                 .bind(now_ms())
-                .fetch_one(pool)
-                .await
+                .fetch_one(&mut *attempt_tx)
+                .await?;
+            attempt_tx.commit().await?;
+            Ok::<_, sqlx::Error>(version)
         });
         match result.map_err(StoreError::from) {
             Err(StoreError::Conflict(_)) if attempt == 0 => attempt += 1,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Db, Result, new_id, now_ms, with_pool};
+use crate::{Db, Result, Tx, new_id, now_ms, with_pool, with_tx};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
 pub struct GitRepo {
@@ -16,6 +16,9 @@ pub struct GitRepo {
     pub poll_interval_seconds: i64,
     #[serde(skip)]
     pub access_token_sealed: Option<String>,
+    /// The push webhook's HMAC key, sealed; never returned after linking.
+    #[serde(skip)]
+    pub webhook_secret_sealed: Option<String>,
     pub created_by: String,
     pub created_at: i64,
     pub last_polled_at: Option<i64>,
@@ -35,7 +38,8 @@ impl GitRepo {
 pub struct FileResult {
     pub file: String,
     pub team: Option<String>,
-    /// `deployed`, `unchanged`, `invalid`, `unknown_team`
+    /// `deployed`, `unchanged`, `invalid`, `unknown_team`, or `removed`
+    /// (gone from Git, or renamed away: its team keeps its version)
     pub status: String,
     pub version: Option<i64>,
     pub message: Option<String>,
@@ -60,7 +64,7 @@ pub struct GitSync {
 }
 
 const REPO_COLUMNS: &str = "git_repo_id, repo_url, path, branches, poll_interval_seconds, \
-    access_token_sealed, created_by, created_at, last_polled_at";
+    access_token_sealed, webhook_secret_sealed, created_by, created_at, last_polled_at";
 const SYNC_COLUMNS: &str =
     "git_repo_id, branch, environment, commit_sha, synced_at, status, message, files";
 
@@ -71,18 +75,19 @@ pub struct NewRepo<'a> {
     pub branches: &'a [(String, String)],
     pub poll_interval_seconds: i64,
     pub access_token_sealed: Option<String>,
+    pub webhook_secret_sealed: Option<String>,
 }
 
-pub(crate) async fn create(db: &Db, new: &NewRepo<'_>, actor: &str) -> Result<GitRepo> {
+pub(crate) async fn create(tx: &mut Tx, new: &NewRepo<'_>, actor: &str) -> Result<GitRepo> {
     let branches: serde_json::Map<String, serde_json::Value> = new
         .branches
         .iter()
         .map(|(b, e)| (b.clone(), serde_json::Value::String(e.clone())))
         .collect();
     let sql = format!(
-        "insert into git_repo ({REPO_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, null) returning {REPO_COLUMNS}"
+        "insert into git_repo ({REPO_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, null) returning {REPO_COLUMNS}"
     );
-    Ok(with_pool!(db, pool => {
+    Ok(with_tx!(tx, conn => {
         sqlx::query_as::<_, GitRepo>(&sql)
             .bind(new_id())
             .bind(new.repo_url)
@@ -90,9 +95,10 @@ pub(crate) async fn create(db: &Db, new: &NewRepo<'_>, actor: &str) -> Result<Gi
             .bind(serde_json::Value::Object(branches).to_string())
             .bind(new.poll_interval_seconds)
             .bind(&new.access_token_sealed)
+            .bind(&new.webhook_secret_sealed)
             .bind(actor)
             .bind(now_ms())
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await
     })?)
 }
@@ -111,19 +117,18 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<GitRepo>> {
     })?)
 }
 
-pub(crate) async fn delete(db: &Db, id: &str) -> Result<bool> {
-    let n = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
+pub(crate) async fn delete(tx: &mut Tx, id: &str) -> Result<bool> {
+    let n = with_tx!(tx, conn => {
         let n = sqlx::query("delete from git_repo where git_repo_id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
         sqlx::query("delete from git_sync where git_repo_id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await.map(|_| n)
+        Ok::<_, sqlx::Error>(n)
     })?;
     Ok(n > 0)
 }
@@ -176,4 +181,24 @@ pub async fn touch(db: &Db, id: &str, at: i64) -> Result<()> {
             .map(|_| ())
     })?;
     Ok(())
+}
+
+/// Claims the next poll of a repository: true for exactly one of several
+/// `kt serve` replicas racing for it (the one whose update moved
+/// `last_polled_at` from the value it saw), so a repository is polled once
+/// per interval however many replicas run.
+pub async fn claim_poll(db: &Db, id: &str, seen: Option<i64>, now: i64) -> Result<bool> {
+    let n = with_pool!(db, pool => {
+        sqlx::query(
+            "update git_repo set last_polled_at = $3 where git_repo_id = $1 \
+             and (last_polled_at = $2 or (last_polled_at is null and $2 is null))",
+        )
+        .bind(id)
+        .bind(seen)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(n == 1)
 }

@@ -46,6 +46,61 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Runs `$body` with `$conn` bound to the connection of a [`Tx`] (a
+/// `&mut SqliteConnection` or `&mut PgConnection`): executors are
+/// `&mut *$conn`, so one body serves both backends as with [`with_pool!`].
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match &mut $tx.0 {
+            $crate::TxInner::Sqlite(t) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut *t;
+                $body
+            }
+            $crate::TxInner::Postgres(t) => {
+                let $conn: &mut sqlx::PgConnection = &mut *t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tx;
+
+/// Runs one write function of the store in its own transaction, committed
+/// when it succeeds: tests of those functions call them this way.
+#[cfg(test)]
+macro_rules! in_tx {
+    ($db:expr, $f:path, $($arg:expr),* $(,)?) => {{
+        let mut tx = $db.begin().await.unwrap();
+        let out = $f(&mut tx, $($arg),*).await;
+        if out.is_ok() {
+            tx.commit().await.unwrap();
+        }
+        out
+    }};
+}
+#[cfg(test)]
+pub(crate) use in_tx;
+
+/// A write transaction on either backend. A change and its audit entry are
+/// written through the same `Tx`, so both commit or neither does. Dropping a
+/// `Tx` without [`Tx::commit`] rolls it back.
+pub struct Tx(TxInner);
+
+pub(crate) enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self.0 {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
 /// How long a connection waits for a locked SQLite database before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long acquiring a pooled connection may take before the database is
@@ -166,6 +221,17 @@ impl Db {
             Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// Begins a write transaction. SQLite takes the write lock up front
+    /// (`BEGIN IMMEDIATE`, waiting up to the busy timeout): a transaction
+    /// that reads before it writes could otherwise fail with a busy snapshot
+    /// when a gateway commits events in between.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(Tx(match self {
+            Db::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        }))
     }
 
     /// Applies the embedded migrations of this backend (idempotent).

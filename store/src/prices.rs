@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Db, Result, new_id, now_ms, with_pool};
+use crate::{Db, Result, Tx, new_id, now_ms, with_pool, with_tx};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct PriceRow {
@@ -51,7 +51,7 @@ pub async fn current(db: &Db, at_ms: i64) -> Result<Vec<PriceRow>> {
     Ok(all)
 }
 
-pub async fn set(db: &Db, new: &NewPrice) -> Result<PriceRow> {
+pub(crate) async fn set(tx: &mut Tx, new: &NewPrice) -> Result<PriceRow> {
     let row = PriceRow {
         model_price_id: new_id(),
         model: new.model.clone(),
@@ -64,7 +64,7 @@ pub async fn set(db: &Db, new: &NewPrice) -> Result<PriceRow> {
     };
     let sql =
         format!("insert into model_price ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8)");
-    with_pool!(db, pool => {
+    with_tx!(tx, conn => {
         sqlx::query(&sql)
             .bind(&row.model_price_id)
             .bind(&row.model)
@@ -74,7 +74,7 @@ pub async fn set(db: &Db, new: &NewPrice) -> Result<PriceRow> {
             .bind(&row.source)
             .bind(row.effective_at)
             .bind(row.created_at)
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map(|_| ())
     })?;
@@ -105,13 +105,21 @@ mod tests {
                 source: "contract".into(),
                 effective_at: now,
             };
-            set(&tdb.db, &newer).await.unwrap();
+            tdb.db
+                .scoped(crate::Scope::Org)
+                .set_price(&newer)
+                .await
+                .unwrap();
             let future = NewPrice {
                 effective_at: now + 86_400_000,
                 input_usd_per_mtok: 9.0,
                 ..newer.clone()
             };
-            set(&tdb.db, &future).await.unwrap();
+            tdb.db
+                .scoped(crate::Scope::Org)
+                .set_price(&future)
+                .await
+                .unwrap();
             let prices = current(&tdb.db, now).await.unwrap();
             let gpt4o: Vec<_> = prices.iter().filter(|p| p.model == "gpt-4o").collect();
             assert_eq!(gpt4o.len(), 1, "one current price per model");

@@ -19,7 +19,7 @@ use crate::teams::{NewTeam, Team};
 use crate::tokens::{CreatedToken, NewToken, TokenRow};
 use crate::users::User;
 use crate::{
-    Db, Result, StoreError, audit, budgets, events, gateways, secrets, teams, tokens, users,
+    Db, Result, StoreError, Tx, audit, budgets, events, gateways, secrets, teams, tokens, users,
 };
 
 /// Whose data a caller may see.
@@ -78,16 +78,18 @@ impl Scoped {
         &self.actor
     }
 
-    /// Records a change in the audit log. The change itself is already made,
-    /// so a failure to record is logged, not returned.
-    pub async fn audit(
+    /// Records the change made in `tx` in the audit log, in the same
+    /// transaction, and commits both: a change is never without its entry,
+    /// and an entry never describes a change that was rolled back.
+    async fn commit_audited(
         &self,
+        mut tx: Tx,
         team_id: Option<&str>,
         action: &str,
         target: (&str, &str),
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
-    ) {
+    ) -> Result<()> {
         let change = audit::Change {
             actor: &self.actor,
             team_id,
@@ -97,9 +99,8 @@ impl Scoped {
             before,
             after,
         };
-        if let Err(err) = audit::record(&self.db, change).await {
-            tracing::error!(error = %err, action, "recording an audit entry failed");
-        }
+        audit::record(&mut tx, change).await?;
+        tx.commit().await
     }
 
     /// Audit entries the caller may see (a team sees its own team's).
@@ -127,17 +128,19 @@ impl Scoped {
             return Err(StoreError::Forbidden);
         }
         let before = self.get_team(team_id).await?;
-        let team = teams::rename(&self.db, team_id, name)
+        let mut tx = self.db.begin().await?;
+        let team = teams::rename(&mut tx, team_id, name)
             .await?
             .ok_or(StoreError::NotFound)?;
-        self.audit(
+        self.commit_audited(
+            tx,
             Some(team_id),
             "team.rename",
             ("team", team_id),
             Some(json!({"name": before.name})),
             Some(json!({"name": team.name})),
         )
-        .await;
+        .await?;
         Ok(team)
     }
 
@@ -147,19 +150,22 @@ impl Scoped {
             return Err(StoreError::Forbidden);
         }
         let before = self.get_team(team_id).await?;
-        let team = teams::archive(&self.db, team_id)
+        if before.archived_at.is_some() {
+            return Ok(before);
+        }
+        let mut tx = self.db.begin().await?;
+        let team = teams::archive(&mut tx, team_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if before.archived_at.is_none() {
-            self.audit(
-                Some(team_id),
-                "team.archive",
-                ("team", team_id),
-                Some(json!({"archived": false})),
-                Some(json!({"archived": true})),
-            )
-            .await;
-        }
+        self.commit_audited(
+            tx,
+            Some(team_id),
+            "team.archive",
+            ("team", team_id),
+            Some(json!({"archived": false})),
+            Some(json!({"archived": true})),
+        )
+        .await?;
         Ok(team)
     }
 
@@ -187,12 +193,14 @@ impl Scoped {
                 "{email} is an org admin, who sees every team: org admins are not team members"
             )));
         }
+        let mut tx = self.db.begin().await?;
         let user = match role {
-            Some(role) => users::set_membership(&self.db, email, Some(team_id), role).await?,
-            None => users::set_membership(&self.db, email, None, "viewer").await?,
+            Some(role) => users::set_membership(&mut tx, email, Some(team_id), role).await?,
+            None => users::set_membership(&mut tx, email, None, "viewer").await?,
         }
         .ok_or(StoreError::NotFound)?;
-        self.audit(
+        self.commit_audited(
+            tx,
             Some(team_id),
             if role.is_some() {
                 "member.set"
@@ -203,7 +211,7 @@ impl Scoped {
             Some(json!({"email": before.email, "team_id": before.team_id, "role": before.role})),
             Some(json!({"email": user.email, "team_id": user.team_id, "role": user.role})),
         )
-        .await;
+        .await?;
         Ok(user)
     }
 
@@ -221,15 +229,17 @@ impl Scoped {
         if self.scope != Scope::Org {
             return Err(StoreError::Forbidden);
         }
-        let team = teams::create(&self.db, new).await?;
-        self.audit(
+        let mut tx = self.db.begin().await?;
+        let team = teams::create(&mut tx, new).await?;
+        self.commit_audited(
+            tx,
             Some(&team.team_id),
             "team.create",
             ("team", &team.team_id),
             None,
             Some(json!({"name": team.name, "slug": team.slug})),
         )
-        .await;
+        .await?;
         Ok(team)
     }
 
@@ -251,16 +261,18 @@ impl Scoped {
                 team.slug
             )));
         }
-        let created = tokens::create(&self.db, new).await?;
+        let mut tx = self.db.begin().await?;
+        let created = tokens::create(&mut tx, new).await?;
         let row = &created.row;
-        self.audit(
+        self.commit_audited(
+            tx,
             row.team_id.as_deref(),
             "token.create",
             ("token", &row.token_id),
             None,
             Some(json!({"name": row.name, "token_type": row.token_type, "team_id": row.team_id, "prefix": row.prefix})),
         )
-        .await;
+        .await?;
         Ok(created)
     }
 
@@ -269,15 +281,17 @@ impl Scoped {
     }
 
     pub async fn revoke_token(&self, token_id: &str) -> Result<TokenRow> {
-        let row = tokens::revoke(&self.db, token_id, self.scope.team_filter()).await?;
-        self.audit(
+        let mut tx = self.db.begin().await?;
+        let row = tokens::revoke(&mut tx, token_id, self.scope.team_filter()).await?;
+        self.commit_audited(
+            tx,
             row.team_id.as_deref(),
             "token.revoke",
             ("token", &row.token_id),
             Some(json!({"name": row.name, "revoked": false})),
             Some(json!({"name": row.name, "revoked": true})),
         )
-        .await;
+        .await?;
         Ok(row)
     }
 
@@ -297,8 +311,10 @@ impl Scoped {
     /// Adds a (lint-clean) configuration version for a team's environment.
     pub async fn add_config(&self, new: &NewVersion<'_>) -> Result<ConfigVersion> {
         self.get_team(new.team_id).await?;
-        let version = configs::add(&self.db, new, &self.actor).await?;
-        self.audit(
+        let mut tx = self.db.begin().await?;
+        let version = configs::add(&mut tx, new, &self.actor).await?;
+        self.commit_audited(
+            tx,
             Some(new.team_id),
             "config.version",
             ("config", &format!("{}/{}", new.team_id, new.environment)),
@@ -311,7 +327,7 @@ impl Scoped {
                 "message": version.message,
             })),
         )
-        .await;
+        .await?;
         Ok(version)
     }
 
@@ -347,8 +363,10 @@ impl Scoped {
         if self.scope != Scope::Org {
             return Err(StoreError::Forbidden);
         }
-        let repo = crate::git_repos::create(&self.db, new, &self.actor).await?;
-        self.audit(
+        let mut tx = self.db.begin().await?;
+        let repo = crate::git_repos::create(&mut tx, new, &self.actor).await?;
+        self.commit_audited(
+            tx,
             None,
             "git_repo.link",
             ("git_repo", &repo.git_repo_id),
@@ -360,7 +378,7 @@ impl Scoped {
                 "access_token": new.access_token_sealed.as_ref().map(|_| "***"),
             })),
         )
-        .await;
+        .await?;
         Ok(repo)
     }
 
@@ -372,15 +390,17 @@ impl Scoped {
         let repo = crate::git_repos::get(&self.db, id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        crate::git_repos::delete(&self.db, id).await?;
-        self.audit(
+        let mut tx = self.db.begin().await?;
+        crate::git_repos::delete(&mut tx, id).await?;
+        self.commit_audited(
+            tx,
             None,
             "git_repo.unlink",
             ("git_repo", id),
             Some(json!({"repo_url": repo.repo_url, "path": repo.path, "branches": repo.branches})),
             None,
         )
-        .await;
+        .await?;
         Ok(())
     }
 
@@ -482,21 +502,23 @@ impl Scoped {
         }
         users::validate_email(email).map_err(StoreError::Invalid)?;
         let team_id = self.check_role(role, team_id).await?;
-        let user = users::create(&self.db, email, password_hash, role).await?;
+        let mut tx = self.db.begin().await?;
+        let user = users::create(&mut tx, email, password_hash, role).await?;
         let user = match team_id {
-            Some(team) => users::set_role(&self.db, &user.user_id, role, Some(team))
+            Some(team) => users::set_role(&mut tx, &user.user_id, role, Some(team))
                 .await?
                 .ok_or(StoreError::NotFound)?,
             None => user,
         };
-        self.audit(
+        self.commit_audited(
+            tx,
             user.team_id.as_deref(),
             "user.invite",
             ("user", &user.user_id),
             None,
             Some(json!({"email": user.email, "role": user.role, "team_id": user.team_id})),
         )
-        .await;
+        .await?;
         Ok(user)
     }
 
@@ -514,17 +536,19 @@ impl Scoped {
         let before = users::get(&self.db, user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let user = users::set_role(&self.db, user_id, role, team_id)
+        let mut tx = self.db.begin().await?;
+        let user = users::set_role(&mut tx, user_id, role, team_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        self.audit(
+        self.commit_audited(
+            tx,
             user.team_id.as_deref().or(before.team_id.as_deref()),
             "user.role",
             ("user", &user.user_id),
             Some(json!({"email": before.email, "role": before.role, "team_id": before.team_id})),
             Some(json!({"email": user.email, "role": user.role, "team_id": user.team_id})),
         )
-        .await;
+        .await?;
         Ok(user)
     }
 
@@ -533,17 +557,19 @@ impl Scoped {
         if self.scope != Scope::Org {
             return Err(StoreError::Forbidden);
         }
-        let user = users::delete(&self.db, user_id)
+        let mut tx = self.db.begin().await?;
+        let user = users::delete(&mut tx, user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        self.audit(
+        self.commit_audited(
+            tx,
             user.team_id.as_deref(),
             "user.remove",
             ("user", &user.user_id),
             Some(json!({"email": user.email, "role": user.role, "team_id": user.team_id})),
             None,
         )
-        .await;
+        .await?;
         Ok(user)
     }
 
@@ -620,16 +646,18 @@ impl Scoped {
             .map(
                 |w| json!({"allocated_micros": w.allocated_micros, "spent_micros": w.spent_micros}),
             );
+        let mut tx = self.db.begin().await?;
         let wallet =
-            budgets::allocate(&self.db, team_id, amount_micros, &self.actor, reason).await?;
-        self.audit(
+            budgets::allocate(&mut tx, team_id, amount_micros, &self.actor, reason).await?;
+        self.commit_audited(
+            tx,
             Some(team_id),
             "wallet.allocate",
             ("wallet", team_id),
             before,
             Some(json!({"allocated_micros": wallet.allocated_micros, "spent_micros": wallet.spent_micros, "amount_micros": amount_micros, "reason": reason})),
         )
-        .await;
+        .await?;
         Ok(wallet)
     }
 
@@ -669,10 +697,12 @@ impl Scoped {
         value: &str,
     ) -> Result<(SecretRow, bool)> {
         let team = self.secret_team(team_id).await?;
-        let (row, created) = secrets::put(&self.db, key, name, &team, value, &self.actor).await?;
+        let mut tx = self.db.begin().await?;
+        let (row, created) = secrets::put(&mut tx, key, name, &team, value, &self.actor).await?;
         // The value never enters the audit log: only that it changed.
         let masked = json!({"name": name, "team_id": team_id, "value": "***"});
-        self.audit(
+        self.commit_audited(
+            tx,
             team_id,
             if created {
                 "secret.create"
@@ -683,7 +713,7 @@ impl Scoped {
             (!created).then(|| masked.clone()),
             Some(masked),
         )
-        .await;
+        .await?;
         Ok((row, created))
     }
 
@@ -694,15 +724,17 @@ impl Scoped {
 
     pub async fn delete_secret(&self, name: &str, team_id: Option<&str>) -> Result<()> {
         let team = self.secret_team(team_id).await?;
-        secrets::delete(&self.db, name, &team).await?;
-        self.audit(
+        let mut tx = self.db.begin().await?;
+        secrets::delete(&mut tx, name, &team).await?;
+        self.commit_audited(
+            tx,
             team_id,
             "secret.delete",
             ("secret", name),
             Some(json!({"name": name, "team_id": team_id, "value": "***"})),
             None,
         )
-        .await;
+        .await?;
         Ok(())
     }
 
@@ -721,15 +753,39 @@ impl Scoped {
             .into_iter()
             .find(|p| p.kind == kind)
             .map(|p| json!({"base_url": p.base_url, "secret": p.secret_name}));
-        let row = secrets::set_provider(&self.db, kind, base_url, secret_name, &self.actor).await?;
-        self.audit(
+        let mut tx = self.db.begin().await?;
+        let row = secrets::set_provider(&mut tx, kind, base_url, secret_name, &self.actor).await?;
+        self.commit_audited(
+            tx,
             None,
             "provider.set",
             ("provider", kind),
             before,
             Some(json!({"base_url": row.base_url, "secret": row.secret_name})),
         )
-        .await;
+        .await?;
+        Ok(row)
+    }
+
+    /// Adds a price version to the catalog: org admins only.
+    pub async fn set_price(
+        &self,
+        new: &crate::prices::NewPrice,
+    ) -> Result<crate::prices::PriceRow> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let mut tx = self.db.begin().await?;
+        let row = crate::prices::set(&mut tx, new).await?;
+        self.commit_audited(
+            tx,
+            None,
+            "price.set",
+            ("price", &row.model),
+            None,
+            serde_json::to_value(&row).ok(),
+        )
+        .await?;
         Ok(row)
     }
 

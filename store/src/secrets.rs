@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::crypto::MasterKey;
-use crate::{Db, Result, StoreError, new_id, now_ms, with_pool};
+use crate::{Db, Result, StoreError, Tx, new_id, now_ms, with_pool, with_tx};
 
 /// A secret as listed: never its value.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
@@ -95,7 +95,7 @@ pub fn validate(name: &str, value: &str) -> std::result::Result<(), String> {
 
 /// Stores (or replaces) a secret; `true` when it was new.
 pub(crate) async fn put(
-    db: &Db,
+    tx: &mut Tx,
     key: &MasterKey,
     name: &str,
     team_id: &str,
@@ -111,8 +111,7 @@ pub(crate) async fn put(
     let now = now_ms();
     // Write first (the update), so an SQLite transaction holds the write
     // lock from its first statement and never has to upgrade a read snapshot.
-    let existed = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
+    let existed: (SecretRow, bool) = with_tx!(tx, conn => {
         let updated = sqlx::query(
             "update secret set sealed = $3, updated_at = $4, updated_by = $5 \
              where name = $1 and team_id = $2",
@@ -122,7 +121,7 @@ pub(crate) async fn put(
         .bind(&sealed)
         .bind(now)
         .bind(actor)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         if updated == 0 {
@@ -136,24 +135,22 @@ pub(crate) async fn put(
             .bind(&sealed)
             .bind(now)
             .bind(actor)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(updated > 0)
+        let row = sqlx::query_as::<_, SecretRow>(&format!(
+            "select {COLUMNS} from secret where name = $1 and team_id = $2"
+        ))
+        .bind(name)
+        .bind(team_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok::<_, sqlx::Error>((row, updated == 0))
     })?;
-    let row = get(db, name, team_id).await?.ok_or(StoreError::NotFound)?;
-    Ok((row, !existed))
+    Ok(existed)
 }
 
 const COLUMNS: &str = "secret_id, name, team_id, created_at, updated_at, updated_by";
-
-pub(crate) async fn get(db: &Db, name: &str, team_id: &str) -> Result<Option<SecretRow>> {
-    let sql = format!("select {COLUMNS} from secret where name = $1 and team_id = $2");
-    Ok(with_pool!(db, pool => {
-        sqlx::query_as::<_, SecretRow>(&sql).bind(name).bind(team_id).fetch_optional(pool).await
-    })?)
-}
 
 /// Secrets of one team (`Some`) or all (`None`), names only.
 pub(crate) async fn list(db: &Db, team_filter: Option<&str>) -> Result<Vec<SecretRow>> {
@@ -165,12 +162,12 @@ pub(crate) async fn list(db: &Db, team_filter: Option<&str>) -> Result<Vec<Secre
     })?)
 }
 
-pub(crate) async fn delete(db: &Db, name: &str, team_id: &str) -> Result<()> {
-    let deleted = with_pool!(db, pool => {
+pub(crate) async fn delete(tx: &mut Tx, name: &str, team_id: &str) -> Result<()> {
+    let deleted = with_tx!(tx, conn => {
         sqlx::query("delete from secret where name = $1 and team_id = $2")
             .bind(name)
             .bind(team_id)
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected())
     })?;
@@ -229,32 +226,27 @@ pub async fn verify_all(db: &Db, key: &MasterKey) -> Result<usize> {
 
 /// Sets the defaults for a provider kind.
 pub(crate) async fn set_provider(
-    db: &Db,
+    tx: &mut Tx,
     kind: &str,
     base_url: Option<&str>,
     secret_name: Option<&str>,
     actor: &str,
 ) -> Result<ProviderDefault> {
-    with_pool!(db, pool => {
-        sqlx::query(
+    Ok(with_tx!(tx, conn => {
+        sqlx::query_as::<_, ProviderDefault>(
             "insert into provider_default (kind, base_url, secret_name, updated_at, updated_by) \
              values ($1, $2, $3, $4, $5) on conflict (kind) do update set base_url = excluded.base_url, \
-             secret_name = excluded.secret_name, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+             secret_name = excluded.secret_name, updated_at = excluded.updated_at, updated_by = excluded.updated_by \
+             returning kind, base_url, secret_name, updated_at, updated_by",
         )
         .bind(kind)
         .bind(base_url)
         .bind(secret_name)
         .bind(now_ms())
         .bind(actor)
-        .execute(pool)
+        .fetch_one(&mut *conn)
         .await
-        .map(|_| ())
-    })?;
-    providers(db)
-        .await?
-        .into_iter()
-        .find(|p| p.kind == kind)
-        .ok_or(StoreError::NotFound)
+    })?)
 }
 
 /// Every provider default (not tenant data: gateways of all teams use them).
@@ -287,20 +279,17 @@ mod tests {
                 tdb.name()
             );
 
-            let (row, created) = put(db, &key, "openai", "", "sk-org", "admin")
-                .await
-                .unwrap();
+            let (row, created) =
+                crate::in_tx!(db, put, &key, "openai", "", "sk-org", "admin").unwrap();
             assert!(created);
             assert_eq!(row.team_id, "");
-            let (_, created) = put(db, &key, "openai", "team-a", "sk-team-a", "lead")
-                .await
-                .unwrap();
+            let (_, created) =
+                crate::in_tx!(db, put, &key, "openai", "team-a", "sk-team-a", "lead").unwrap();
             assert!(created);
-            let (_, created) = put(db, &key, "openai", "team-a", "sk-team-a-2", "lead")
-                .await
-                .unwrap();
+            let (_, created) =
+                crate::in_tx!(db, put, &key, "openai", "team-a", "sk-team-a-2", "lead").unwrap();
             assert!(!created, "replaced, not added");
-            assert!(put(db, &key, "bad name", "", "x", "a").await.is_err());
+            assert!(crate::in_tx!(db, put, &key, "bad name", "", "x", "a").is_err());
 
             // Stored sealed: the value appears nowhere in clear.
             let sealed: Vec<String> = with_pool!(db, pool => {
@@ -319,20 +308,20 @@ mod tests {
 
             assert_eq!(list(db, Some("team-a")).await.unwrap().len(), 1);
             assert_eq!(list(db, None).await.unwrap().len(), 2);
-            delete(db, "openai", "team-a").await.unwrap();
+            crate::in_tx!(db, delete, "openai", "team-a").unwrap();
             assert!(matches!(
-                delete(db, "openai", "team-a").await,
+                crate::in_tx!(db, delete, "openai", "team-a"),
                 Err(StoreError::NotFound)
             ));
 
-            let p = set_provider(
+            let p = crate::in_tx!(
                 db,
+                set_provider,
                 "openai",
                 Some("https://llm.internal/v1"),
                 Some("openai"),
                 "admin",
             )
-            .await
             .unwrap();
             assert_eq!(p.base_url.as_deref(), Some("https://llm.internal/v1"));
             assert_eq!(providers(db).await.unwrap().len(), 1);

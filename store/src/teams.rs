@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Db, Result, new_id, now_ms, with_pool};
+use crate::{Db, Result, Tx, new_id, now_ms, with_pool, with_tx};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Team {
@@ -22,7 +22,7 @@ pub struct NewTeam {
 
 const COLUMNS: &str = "team_id, name, slug, created_at, archived_at";
 
-pub(crate) async fn create(db: &Db, new: &NewTeam) -> Result<Team> {
+pub(crate) async fn create(tx: &mut Tx, new: &NewTeam) -> Result<Team> {
     let team = Team {
         team_id: new_id(),
         name: new.name.clone(),
@@ -30,13 +30,13 @@ pub(crate) async fn create(db: &Db, new: &NewTeam) -> Result<Team> {
         created_at: now_ms(),
         archived_at: None,
     };
-    with_pool!(db, pool => {
+    with_tx!(tx, conn => {
         sqlx::query("insert into team (team_id, name, slug, created_at) values ($1, $2, $3, $4)")
             .bind(&team.team_id)
             .bind(&team.name)
             .bind(&team.slug)
             .bind(team.created_at)
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map(|_| ())
     })?;
@@ -59,20 +59,20 @@ pub async fn get(db: &Db, team_id: &str) -> Result<Option<Team>> {
 }
 
 /// Renames a team (its slug, which names gateways and configs, stays).
-pub(crate) async fn rename(db: &Db, team_id: &str, name: &str) -> Result<Option<Team>> {
+pub(crate) async fn rename(tx: &mut Tx, team_id: &str, name: &str) -> Result<Option<Team>> {
     let sql = format!("update team set name = $2 where team_id = $1 returning {COLUMNS}");
-    Ok(with_pool!(db, pool => {
-        sqlx::query_as::<_, Team>(&sql).bind(team_id).bind(name).fetch_optional(pool).await
+    Ok(with_tx!(tx, conn => {
+        sqlx::query_as::<_, Team>(&sql).bind(team_id).bind(name).fetch_optional(&mut *conn).await
     })?)
 }
 
 /// Archives a team (idempotent).
-pub(crate) async fn archive(db: &Db, team_id: &str) -> Result<Option<Team>> {
+pub(crate) async fn archive(tx: &mut Tx, team_id: &str) -> Result<Option<Team>> {
     let sql = format!(
         "update team set archived_at = coalesce(archived_at, $2) where team_id = $1 returning {COLUMNS}"
     );
-    Ok(with_pool!(db, pool => {
-        sqlx::query_as::<_, Team>(&sql).bind(team_id).bind(now_ms()).fetch_optional(pool).await
+    Ok(with_tx!(tx, conn => {
+        sqlx::query_as::<_, Team>(&sql).bind(team_id).bind(now_ms()).fetch_optional(&mut *conn).await
     })?)
 }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::crypto::{TokenKind, generate_token, hash_token};
-use crate::{Db, Result, StoreError, new_id, now_ms, with_pool};
+use crate::{Db, Result, StoreError, Tx, new_id, now_ms, with_pool, with_tx};
 
 /// A stored token, never carrying the secret.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -50,7 +50,7 @@ pub struct CreatedToken {
 const COLUMNS: &str =
     "token_id, name, token_type, team_id, prefix, created_at, revoked_at, expires_at, last_used_at";
 
-pub(crate) async fn create(db: &Db, new: &NewToken) -> Result<CreatedToken> {
+pub(crate) async fn create(tx: &mut Tx, new: &NewToken) -> Result<CreatedToken> {
     if new.kind == TokenKind::Gateway && new.team_id.is_none() {
         return Err(StoreError::Invalid(
             "a gateway key belongs to a team: give `team_id`".to_owned(),
@@ -73,7 +73,7 @@ pub(crate) async fn create(db: &Db, new: &NewToken) -> Result<CreatedToken> {
             "`expires_at` must be in the future".to_owned(),
         ));
     }
-    with_pool!(db, pool => {
+    with_tx!(tx, conn => {
         sqlx::query(
             "insert into api_token (token_id, name, token_type, team_id, prefix, token_hash, created_at, expires_at) \
              values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -86,7 +86,7 @@ pub(crate) async fn create(db: &Db, new: &NewToken) -> Result<CreatedToken> {
         .bind(&generated.hash)
         .bind(row.created_at)
         .bind(row.expires_at)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map(|_| ())
     })?;
@@ -98,8 +98,9 @@ pub(crate) async fn create(db: &Db, new: &NewToken) -> Result<CreatedToken> {
 
 /// Creates an org-admin access token (no team): the CLI's bootstrap path.
 pub async fn create_org_admin(db: &Db, name: &str) -> Result<CreatedToken> {
-    create(
-        db,
+    let mut tx = db.begin().await?;
+    let created = create(
+        &mut tx,
         &NewToken {
             name: name.to_owned(),
             kind: TokenKind::Access,
@@ -107,7 +108,9 @@ pub async fn create_org_admin(db: &Db, name: &str) -> Result<CreatedToken> {
             expires_at: None,
         },
     )
-    .await
+    .await?;
+    tx.commit().await?;
+    Ok(created)
 }
 
 pub(crate) async fn list(db: &Db, team_filter: Option<&str>) -> Result<Vec<TokenRow>> {
@@ -119,17 +122,21 @@ pub(crate) async fn list(db: &Db, team_filter: Option<&str>) -> Result<Vec<Token
     })?)
 }
 
-pub(crate) async fn revoke(db: &Db, token_id: &str, team_filter: Option<&str>) -> Result<TokenRow> {
+pub(crate) async fn revoke(
+    tx: &mut Tx,
+    token_id: &str,
+    team_filter: Option<&str>,
+) -> Result<TokenRow> {
     let sql = format!(
         "update api_token set revoked_at = coalesce(revoked_at, $1) \
          where token_id = $2 and ($3 is null or team_id = $3) returning {COLUMNS}"
     );
-    let row = with_pool!(db, pool => {
+    let row = with_tx!(tx, conn => {
         sqlx::query_as::<_, TokenRow>(&sql)
             .bind(now_ms())
             .bind(token_id)
             .bind(team_filter)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await
     })?;
     row.ok_or(StoreError::NotFound)

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{Db, Result, new_id, now_ms, with_pool};
+use crate::{Db, Result, Tx, new_id, now_ms, with_pool, with_tx};
 
 /// Console roles (SPEC §7).
 pub const ROLES: &[&str] = &["admin", "team_lead", "member", "viewer"];
@@ -24,7 +24,7 @@ pub struct Credentials {
 }
 
 /// Creates a user with an already computed argon2id hash.
-pub async fn create(db: &Db, email: &str, password_hash: &str, role: &str) -> Result<User> {
+pub async fn create(tx: &mut Tx, email: &str, password_hash: &str, role: &str) -> Result<User> {
     let user = User {
         user_id: new_id(),
         email: email.trim().to_lowercase(),
@@ -32,7 +32,7 @@ pub async fn create(db: &Db, email: &str, password_hash: &str, role: &str) -> Re
         team_id: None,
         created_at: now_ms(),
     };
-    with_pool!(db, pool => {
+    with_tx!(tx, conn => {
         sqlx::query(
             "insert into app_user (user_id, email, password_hash, role, team_id, created_at) values ($1, $2, $3, $4, $5, $6)",
         )
@@ -42,7 +42,7 @@ pub async fn create(db: &Db, email: &str, password_hash: &str, role: &str) -> Re
         .bind(&user.role)
         .bind(&user.team_id)
         .bind(user.created_at)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map(|_| ())
     })?;
@@ -96,12 +96,12 @@ pub(crate) async fn members(db: &Db, team_id: &str) -> Result<Vec<User>> {
 
 /// Puts an existing user in a team with a role (`None`: out of any team).
 pub(crate) async fn set_membership(
-    db: &Db,
+    tx: &mut Tx,
     email: &str,
     team_id: Option<&str>,
     role: &str,
 ) -> Result<Option<User>> {
-    Ok(with_pool!(db, pool => {
+    Ok(with_tx!(tx, conn => {
         sqlx::query_as::<_, User>(
             "update app_user set team_id = $2, role = $3 where email = $1 \
              returning user_id, email, role, team_id, created_at",
@@ -109,7 +109,7 @@ pub(crate) async fn set_membership(
         .bind(email)
         .bind(team_id)
         .bind(role)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
     })?)
 }
@@ -139,12 +139,12 @@ pub(crate) async fn list_all(db: &Db) -> Result<Vec<User>> {
 
 /// Sets a user's role and team.
 pub(crate) async fn set_role(
-    db: &Db,
+    tx: &mut Tx,
     user_id: &str,
     role: &str,
     team_id: Option<&str>,
 ) -> Result<Option<User>> {
-    Ok(with_pool!(db, pool => {
+    Ok(with_tx!(tx, conn => {
         sqlx::query_as::<_, User>(
             "update app_user set role = $2, team_id = $3 where user_id = $1 \
              returning user_id, email, role, team_id, created_at",
@@ -152,19 +152,19 @@ pub(crate) async fn set_role(
         .bind(user_id)
         .bind(role)
         .bind(team_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
     })?)
 }
 
 /// Deletes a user (their sessions stop working at the next request).
-pub(crate) async fn delete(db: &Db, user_id: &str) -> Result<Option<User>> {
-    Ok(with_pool!(db, pool => {
+pub(crate) async fn delete(tx: &mut Tx, user_id: &str) -> Result<Option<User>> {
+    Ok(with_tx!(tx, conn => {
         sqlx::query_as::<_, User>(
             "delete from app_user where user_id = $1 returning user_id, email, role, team_id, created_at",
         )
         .bind(user_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
     })?)
 }

@@ -1,9 +1,11 @@
 //! The console's pages, one module each.
 
 pub mod api_reference;
+pub mod configs;
 pub mod cost;
 pub mod dashboard;
 pub mod gateway;
+pub mod git;
 pub mod login;
 pub mod settings;
 

@@ -90,7 +90,13 @@ async fn create_user(args: CreateUserArgs) -> Result<(), Failure> {
         .await
         .context("hashing the password")?
         .context("hashing the password")?;
-    match store::users::create(&db, &email, &hash, &args.role).await {
+    let created = async {
+        let mut tx = db.begin().await?;
+        let user = store::users::create(&mut tx, &email, &hash, &args.role).await?;
+        tx.commit().await?;
+        Ok::<_, store::StoreError>(user)
+    };
+    match created.await {
         Ok(user) => {
             println!("created {} user {}", user.role, user.email);
             Ok(())

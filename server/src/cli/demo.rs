@@ -132,7 +132,9 @@ async fn ensure_admin(db: &store::Db, data_dir: &std::path::Path) -> anyhow::Res
     if existing.is_some() {
         store::users::set_password(db, ADMIN_EMAIL, &hash).await?;
     } else {
-        store::users::create(db, ADMIN_EMAIL, &hash, "admin").await?;
+        let mut tx = db.begin().await?;
+        store::users::create(&mut tx, ADMIN_EMAIL, &hash, "admin").await?;
+        tx.commit().await?;
     }
     write_private_file(&file, &password)?;
     Ok(password)

@@ -30,18 +30,14 @@ pub async fn bind(
     data_dir: &std::path::Path,
     addr: &str,
 ) -> anyhow::Result<Bound> {
-    let git_root = data_dir.join("git");
+    let git = gitsync::Syncer::new(db.clone(), master_key.clone(), data_dir.join("git"));
     // Linked Git repositories are polled for as long as the process runs.
-    tokio::spawn(crate::git::poll_forever(
-        db.clone(),
-        master_key.clone(),
-        git_root.clone(),
-    ));
+    tokio::spawn(git.clone().poll_forever());
     let state = AppState {
         db,
         master_key,
         leptos_options: console::leptos_options(),
-        git_root,
+        git,
     };
     let router = crate::app(state).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {

@@ -1,5 +1,7 @@
 //! `/v1/git-repos`: Git repositories whose files become configuration
-//! versions (SPEC §8); org admins only. See [`crate::git`] for the sync.
+//! versions (SPEC §8); org admins only, except the push webhook, which a
+//! Git host calls with an HMAC signature instead of a token. See
+//! [`gitsync`] for the sync.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,21 +12,18 @@ use store::git_repos::{FileResult, GitRepo, GitSync};
 use utoipa::ToSchema;
 
 use super::auth::ApiCaller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::openapi::{BadRequest, Forbidden, NotFound, Unprocessable};
 use super::teams::List;
 use crate::AppState;
-
-/// Shortest and longest poll interval accepted (seconds).
-const MIN_POLL_SECONDS: i64 = 5;
-const MAX_POLL_SECONDS: i64 = 86_400;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/git-repos", get(list_repos).post(link_repo))
         .route("/git-repos/{id}", get(get_repo).delete(unlink_repo))
         .route("/git-repos/{id}/sync", post(sync_repo))
+        .route("/git-repos/{id}/webhook", post(push_webhook))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -89,10 +88,19 @@ pub struct RepoResponse {
     /// The last sync of each branch (`GET /v1/git-repos/{id}` and sync only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_sync: Option<Vec<SyncResponse>>,
+    /// Only in the answer to linking: the key the Git host signs push
+    /// webhooks with (`X-Hub-Signature-256`). Store it there; kt never shows
+    /// it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// Where the Git host sends push webhooks.
+    pub webhook_path: String,
 }
 
 fn repo_response(r: GitRepo, syncs: Option<Vec<GitSync>>) -> RepoResponse {
     RepoResponse {
+        webhook_secret: None,
+        webhook_path: format!("/v1/git-repos/{}/webhook", r.git_repo_id),
         branches: r.branch_map().into_iter().collect(),
         has_access_token: r.access_token_sealed.is_some(),
         id: r.git_repo_id,
@@ -137,70 +145,26 @@ pub async fn link_repo(
 ) -> Result<(StatusCode, Json<RepoResponse>), ApiError> {
     org_only(&caller)?;
     let ApiJson(body) = body?;
-    let url = body.repo_url.trim();
-    let local = url.starts_with('/');
-    if !(url.starts_with("file://") || url.starts_with("https://") || local) {
-        return Err(ApiError::Unprocessable(format!(
-            "`repo_url` {url:?} must be file://…, https://… or an absolute local path"
-        )));
-    }
-    if url.starts_with('-') || url.contains(char::is_whitespace) {
-        return Err(ApiError::Unprocessable(
-            "`repo_url` must not contain spaces".to_owned(),
-        ));
-    }
-    if body.path.contains("..") || body.path.starts_with('-') {
-        return Err(ApiError::Unprocessable(format!(
-            "`path` {:?} must be a folder inside the repository",
-            body.path
-        )));
-    }
-    if body.branches.is_empty() {
-        return Err(ApiError::Unprocessable(
-            "`branches` maps at least one branch to an environment, e.g. {\"main\": \"production\"}".to_owned(),
-        ));
-    }
-    for (branch, env) in &body.branches {
-        let bad = branch.is_empty()
-            || branch.starts_with('-')
-            || branch.contains(['\0', ' ', '~', '^', ':', '?', '*', '[', '\\'])
-            || branch.contains("..");
-        if bad {
-            return Err(ApiError::Unprocessable(format!(
-                "`branches`: {branch:?} is not a branch name"
-            )));
-        }
-        store::configs::validate_environment(env)
-            .map_err(|e| ApiError::Unprocessable(format!("`branches.{branch}`: {e}")))?;
-    }
-    let interval = body.poll_interval_seconds.unwrap_or(60);
-    if !(MIN_POLL_SECONDS..=MAX_POLL_SECONDS).contains(&interval) {
-        return Err(ApiError::Unprocessable(format!(
-            "`poll_interval_seconds` must be between {MIN_POLL_SECONDS} and {MAX_POLL_SECONDS}"
-        )));
-    }
-    let sealed = match body.access_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(token) => Some(
-            state
-                .master_key
-                .encrypt(token.as_bytes(), crate::git::token_context(url).as_bytes())
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let branches: Vec<(String, String)> = body.branches.into_iter().collect();
-    let repo = caller
-        .scoped
-        .link_repo(&store::git_repos::NewRepo {
-            repo_url: url,
-            path: body.path.trim_matches('/'),
-            branches: &branches,
-            poll_interval_seconds: interval,
-            access_token_sealed: sealed,
-        })
-        .await?;
-    let syncs = crate::git::sync_repo(&state.db, &state.master_key, &state.git_root, &repo).await;
-    Ok((StatusCode::CREATED, Json(repo_response(repo, Some(syncs)))))
+    let linked = state
+        .git
+        .link(
+            &caller.scoped,
+            &gitsync::LinkRequest {
+                repo_url: body.repo_url,
+                path: body.path,
+                branches: body.branches,
+                poll_interval_seconds: body.poll_interval_seconds,
+                access_token: body.access_token,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            gitsync::LinkError::Invalid(message) => ApiError::Unprocessable(message),
+            gitsync::LinkError::Store(e) => ApiError::from_store(e, "repository"),
+        })?;
+    let mut response = repo_response(linked.repo, Some(linked.syncs));
+    response.webhook_secret = Some(linked.webhook_secret);
+    Ok((StatusCode::CREATED, Json(response)))
 }
 
 /// The linked repositories.
@@ -272,7 +236,7 @@ pub async fn sync_repo(
         .get_repo(&id)
         .await
         .map_err(|e| ApiError::from_store(e, "repository"))?;
-    let syncs = crate::git::sync_repo(&state.db, &state.master_key, &state.git_root, &repo).await;
+    let syncs = state.git.sync(&repo).await;
     Ok(Json(repo_response(repo, Some(syncs))))
 }
 
@@ -295,11 +259,54 @@ pub async fn unlink_repo(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     org_only(&caller)?;
-    caller
-        .scoped
-        .unlink_repo(&id)
+    state
+        .git
+        .unlink(&caller.scoped, &id)
         .await
         .map_err(|e| ApiError::from_store(e, "repository"))?;
-    let _ = std::fs::remove_dir_all(state.git_root.join(format!("{id}.git")));
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A Git host's push webhook (GitHub, Gitea, Forgejo): signed with the
+/// repository's webhook secret as `X-Hub-Signature-256: sha256=<hex HMAC-
+/// SHA256 of the body>`, no bearer token. A valid call starts a sync at once
+/// and answers 202; the result shows in `GET /v1/git-repos/{id}`. Anything
+/// else, an unknown repository included, is 401.
+#[utoipa::path(
+    post,
+    path = "/v1/git-repos/{id}/webhook",
+    tag = "git",
+    params(("id" = String, Path, description = "Repository id")),
+    request_body(content = Object, description = "The Git host's push event (its content is not needed)"),
+    responses(
+        (status = 202, description = "Signature valid: a sync has started"),
+        (status = 401, description = "`unauthorized`: missing or wrong signature, or no such repository with a webhook", body = ErrorBody),
+    ),
+    security(("webhook_signature" = [])),
+)]
+pub async fn push_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    let repo = state
+        .git
+        .verify_webhook(&id, &body, signature)
+        .await
+        // One answer for an unknown repository and a wrong signature: a
+        // caller without the secret learns nothing about which ids exist.
+        .map_err(|_: gitsync::WebhookError| {
+            ApiError::Unauthorized(
+                "X-Hub-Signature-256 is missing or does not match this repository's webhook secret: sign the body with HMAC-SHA256 under the secret shown when the repository was linked".to_owned(),
+            )
+        })?;
+    let git = state.git.clone();
+    tokio::spawn(async move {
+        git.sync(&repo).await;
+    });
+    Ok(StatusCode::ACCEPTED)
 }

@@ -18,6 +18,8 @@ use super::{audit, configs, events, gateways, git_repos, prices, secrets, teams,
 
 /// The name of the bearer-token security scheme in the document.
 pub const BEARER: &str = "bearer";
+/// The name of the push webhooks' HMAC signature scheme.
+pub const WEBHOOK_SIGNATURE: &str = "webhook_signature";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -63,6 +65,7 @@ pub const BEARER: &str = "bearer";
         git_repos::get_repo,
         git_repos::sync_repo,
         git_repos::unlink_repo,
+        git_repos::push_webhook,
         super::healthz,
         super::readyz,
     ),
@@ -135,6 +138,15 @@ impl Modify for Security {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            WEBHOOK_SIGNATURE,
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-Hub-Signature-256",
+                    "`sha256=` and the hex HMAC-SHA256 of the body under the repository's webhook secret",
+                ),
+            )),
         );
         for item in openapi.paths.paths.values_mut() {
             for op in [

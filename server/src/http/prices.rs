@@ -173,29 +173,17 @@ pub async fn set_price(
                 ))
             })?,
     };
-    let row = store::prices::set(
-        caller.db(),
-        &NewPrice {
+    let row = caller
+        .scoped
+        .set_price(&NewPrice {
             model,
             input_usd_per_mtok: body.input_usd_per_mtok,
             output_usd_per_mtok: body.output_usd_per_mtok,
             cached_input_usd_per_mtok: body.cached_input_usd_per_mtok,
             source: body.source.trim().to_owned(),
             effective_at,
-        },
-    )
-    .await
-    .map_err(|e| ApiError::from_store(e, "a price for this model at this time"))?;
-    let response = PriceResponse::from(row);
-    caller
-        .scoped
-        .audit(
-            None,
-            "price.set",
-            ("price", &response.model),
-            None,
-            serde_json::to_value(&response).ok(),
-        )
-        .await;
-    Ok(Json(response))
+        })
+        .await
+        .map_err(|e| ApiError::from_store(e, "a price for this model at this time"))?;
+    Ok(Json(PriceResponse::from(row)))
 }

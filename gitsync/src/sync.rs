@@ -1,5 +1,5 @@
-//! Git sync (SPEC §8): the files of each mapped branch become configuration
-//! versions of their teams. Uses the `git` binary (present wherever Git
+//! The sync of one repository: the files of each mapped branch become
+//! configuration versions of their teams. Uses the `git` binary (present wherever Git
 //! repositories are, speaks every transport and credential setup operators
 //! already use, and is what `git` users debug with) on a bare mirror per
 //! repository under `KT_DATA_DIR/git/`; never a hand-written protocol.
@@ -11,10 +11,10 @@
 //! the commit, its author and subject). A file that fails lint or names no
 //! team is reported with its errors and changes nothing: its team keeps its
 //! version. A missing branch or an unreachable remote is reported as the
-//! branch's sync status; nothing is applied. A file removed from Git leaves
-//! its team on its last version (reported).
+//! branch's sync status; nothing is applied. A file removed from Git (or
+//! renamed away) leaves its team on its last version, and is reported.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -79,31 +79,16 @@ async fn team_for(db: &store::Db, stem: &str) -> store::Result<Option<store::tea
     }
 }
 
-/// Syncs every mapped branch of `repo` now; returns each branch's result
-/// (also recorded in the database).
-pub async fn sync_repo(
+/// Syncs every mapped branch of `repo` through its bare mirror; returns
+/// each branch's result (also recorded in the database).
+pub(crate) async fn sync_repo(
     db: &store::Db,
-    key: &store::crypto::MasterKey,
-    root: &Path,
+    mirror: &Path,
     repo: &GitRepo,
+    token: Option<&str>,
 ) -> Vec<GitSync> {
-    let token = match &repo.access_token_sealed {
-        Some(sealed) => match key.decrypt(sealed, token_context(&repo.repo_url).as_bytes()) {
-            Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(err) => {
-                return fail_all(
-                    db,
-                    repo,
-                    format!("cannot open the stored access token: {err}"),
-                )
-                .await;
-            }
-        },
-        None => None,
-    };
-    let mirror = root.join(format!("{}.git", repo.git_repo_id));
     if !mirror.join("HEAD").exists() {
-        if let Err(err) = std::fs::create_dir_all(&mirror) {
+        if let Err(err) = std::fs::create_dir_all(mirror) {
             return fail_all(
                 db,
                 repo,
@@ -111,15 +96,19 @@ pub async fn sync_repo(
             )
             .await;
         }
-        let mut init = git(&mirror, None);
+        let mut init = git(mirror, None);
         init.args(["init", "--bare", "--quiet"]);
         if let Err(err) = run(init).await {
             return fail_all(db, repo, format!("git init failed: {err}")).await;
         }
     }
+    let previous = store::git_repos::syncs(db, &repo.git_repo_id)
+        .await
+        .unwrap_or_default();
     let mut results = Vec::new();
     for (branch, environment) in repo.branch_map() {
-        let sync = sync_branch(db, repo, &mirror, token.as_deref(), &branch, &environment).await;
+        let before = previous.iter().find(|s| s.branch == branch);
+        let sync = sync_branch(db, repo, mirror, token, &branch, &environment, before).await;
         if let Err(err) = store::git_repos::record_sync(db, &sync).await {
             tracing::error!(error = %err, repo = %repo.repo_url, "recording a git sync failed");
         }
@@ -128,7 +117,7 @@ pub async fn sync_repo(
     results
 }
 
-async fn fail_all(db: &store::Db, repo: &GitRepo, message: String) -> Vec<GitSync> {
+pub(crate) async fn fail_all(db: &store::Db, repo: &GitRepo, message: String) -> Vec<GitSync> {
     let mut out = Vec::new();
     for (branch, environment) in repo.branch_map() {
         let sync = GitSync {
@@ -156,6 +145,7 @@ async fn sync_branch(
     token: Option<&str>,
     branch: &str,
     environment: &str,
+    before: Option<&GitSync>,
 ) -> GitSync {
     let mut sync = GitSync {
         git_repo_id: repo.git_repo_id.clone(),
@@ -261,19 +251,96 @@ async fn sync_branch(
             .await,
         );
     }
+    files.extend(removed_files(mirror, before, &commit, &files).await);
     let refused = files
         .iter()
         .filter(|f| f.status == "invalid" || f.status == "unknown_team")
         .count();
     sync.status = if refused == 0 { "ok" } else { "partial" }.to_owned();
+    let count = |status: &str| files.iter().filter(|f| f.status == status).count();
+    let removed = count("removed");
     sync.message = Some(format!(
-        "{} file(s): {} deployed, {} unchanged, {refused} refused",
-        files.len(),
-        files.iter().filter(|f| f.status == "deployed").count(),
-        files.iter().filter(|f| f.status == "unchanged").count(),
+        "{} file(s): {} deployed, {} unchanged, {refused} refused{}",
+        files.len() - removed,
+        count("deployed"),
+        count("unchanged"),
+        if removed > 0 {
+            format!("; {removed} removed from Git (their teams keep their versions)")
+        } else {
+            String::new()
+        },
     ));
     sync.files = serde_json::to_string(&files).unwrap_or_else(|_| "[]".to_owned());
     sync
+}
+
+/// Files the branch's previous sync read that are gone at `commit`: each is
+/// reported as `removed`, naming its new path when Git sees a rename. Its
+/// team keeps its current version: a deletion in Git never unconfigures a
+/// team by surprise.
+async fn removed_files(
+    mirror: &Path,
+    before: Option<&GitSync>,
+    commit: &str,
+    now: &[FileResult],
+) -> Vec<FileResult> {
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    let old: Vec<FileResult> = serde_json::from_str(&before.files).unwrap_or_default();
+    let gone: Vec<FileResult> = old
+        .into_iter()
+        .filter(|f| f.status != "removed" && !now.iter().any(|n| n.file == f.file))
+        .collect();
+    if gone.is_empty() {
+        return gone;
+    }
+    // Renames, when the previous commit is still in the mirror (after a
+    // force push it may not be: then the file is just reported removed).
+    let mut renames = Vec::new();
+    if let Some(old_commit) = before.commit_sha.as_deref() {
+        let mut diff = git(mirror, None);
+        diff.args(["diff", "--name-status", "-M", old_commit, commit]);
+        if let Ok(text) = run(diff).await {
+            for line in text.lines() {
+                let mut cols = line.split('\t');
+                if let (Some(status), Some(from), Some(to)) =
+                    (cols.next(), cols.next(), cols.next())
+                    && status.starts_with('R')
+                {
+                    renames.push((from.to_owned(), to.to_owned()));
+                }
+            }
+        }
+    }
+    let short = &commit[..commit.len().min(12)];
+    gone.into_iter()
+        .map(|f| {
+            let kept = f
+                .version
+                .map(|v| format!("keeps version {v}"))
+                .unwrap_or_else(|| "keeps its current version".to_owned());
+            let outcome = match &f.team {
+                Some(team) => format!("{team} {kept}"),
+                None => "it configured no team".to_owned(),
+            };
+            let message = match renames.iter().find(|(from, _)| *from == f.file) {
+                Some((_, to)) => format!("renamed to {to} at {short}; {outcome}"),
+                None if f.team.is_some() => format!(
+                    "deleted from Git at {short}; {outcome} (archive the team in kt if that was the intent)"
+                ),
+                None => format!("deleted from Git at {short}; {outcome}"),
+            };
+            FileResult {
+                status: "removed".to_owned(),
+                version: f.version,
+                message: Some(message),
+                diagnostics: Vec::new(),
+                file: f.file,
+                team: f.team,
+            }
+        })
+        .collect()
 }
 
 fn file_result(
@@ -393,38 +460,4 @@ async fn apply_file(
             Some(err.to_string()),
         ),
     }
-}
-
-/// Syncs every repository whose poll interval has passed, forever.
-pub async fn poll_forever(db: store::Db, key: store::crypto::MasterKey, root: PathBuf) {
-    let mut tick = tokio::time::interval(POLL_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let repos = match store::git_repos::list(&db).await {
-            Ok(r) => r,
-            Err(err) => {
-                tracing::warn!(error = %err, "listing git repositories failed");
-                continue;
-            }
-        };
-        let now = store::now_ms();
-        for repo in repos {
-            let due = repo
-                .last_polled_at
-                .is_none_or(|at| now - at >= repo.poll_interval_seconds * 1000);
-            if due {
-                let results = sync_repo(&db, &key, &root, &repo).await;
-                if results.is_empty() {
-                    let _ = store::git_repos::touch(&db, &repo.git_repo_id, now).await;
-                }
-            }
-        }
-    }
-}
-
-/// The encryption context of a repository's access token (binds the sealed
-/// token to the URL it was given for).
-pub fn token_context(repo_url: &str) -> String {
-    format!("git_repo access_token {repo_url}")
 }

@@ -94,9 +94,13 @@ pub fn parse_branches(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// Checks a link request; the message names the field at fault.
 pub fn validate(req: &LinkRequest) -> Result<(), String> {
     let url = req.repo_url.trim();
-    if !(url.starts_with("file://") || url.starts_with("https://") || url.starts_with('/')) {
+    if !(url.starts_with("file://")
+        || url.starts_with("https://")
+        || url.starts_with('/')
+        || is_loopback_http(url))
+    {
         return Err(format!(
-            "`repo_url` {url:?} must be file://…, https://… or an absolute local path"
+            "`repo_url` {url:?} must be file://…, https://… or an absolute local path (plain http:// only to this machine)"
         ));
     }
     if url.contains(char::is_whitespace) {
@@ -132,6 +136,25 @@ pub fn validate(req: &LinkRequest) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `http://` to this machine (a Git server beside kt, tests): tokens never
+/// cross a network in clear.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let name = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default().to_owned()
+    };
+    matches!(name.as_str(), "127.0.0.1" | "localhost" | "[::1]")
 }
 
 /// The encryption context of a repository's access token (binds the sealed
@@ -347,19 +370,37 @@ mod tests {
         assert!(parse_branches("main production").is_err());
     }
 
-    #[test]
-    fn link_requests_are_checked_field_by_field() {
-        let ok = LinkRequest {
+    fn ok_req() -> LinkRequest {
+        LinkRequest {
             repo_url: "file:///srv/configs.git".into(),
             branches: parse_branches("main=production").unwrap_or_default(),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn link_requests_are_checked_field_by_field() {
+        let ok = ok_req();
         assert_eq!(validate(&ok), Ok(()));
         let bad_url = LinkRequest {
             repo_url: "ssh://host/x".into(),
             ..ok.clone()
         };
         assert!(validate(&bad_url).unwrap_err().contains("repo_url"));
+        for (url, ok) in [
+            ("http://127.0.0.1:8123/configs.git", true),
+            ("http://localhost/configs.git", true),
+            ("http://[::1]:80/x.git", true),
+            ("http://git.example.com/configs.git", false),
+            ("http://127.0.0.1.evil.example/x.git", false),
+            ("http://localhost@evil.example/x.git", false),
+        ] {
+            let req = LinkRequest {
+                repo_url: url.into(),
+                ..ok_req()
+            };
+            assert_eq!(validate(&req).is_ok(), ok, "{url}");
+        }
         let bad_branch = LinkRequest {
             branches: parse_branches("ma..in=production").unwrap_or_default(),
             ..ok.clone()

@@ -441,3 +441,189 @@ fn sign(key: &[u8], body: &[u8]) -> String {
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
+
+/// A repository served over Git's smart-HTTP protocol (`git http-backend`
+/// behind a small HTTP server in the test) that demands the access token:
+/// kt fetches with the stored token, and a wrong token is a clear status.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_remotes_are_fetched_with_the_stored_token() {
+    for db in store::testing::backends().await {
+        http_remote(&db).await;
+        db.cleanup().await;
+    }
+}
+
+const REMOTE_TOKEN: &str = "glpat-remote-token-1234";
+
+async fn http_remote(db: &TestDatabase) {
+    let s = start_stack(db).await;
+    let b = s.backend;
+    let eng = s.team_with_key("Engineering", "eng").await;
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("configs.git");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("teams")).unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", origin.to_str().unwrap()],
+    );
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    let commit = commit_and_push(
+        &work,
+        &[("eng.yaml", &allowlist_config(&s.standin, "gpt-4o"))],
+        "over http",
+    );
+    let base = smart_http_server(dir.path().to_owned()).await;
+    let url = format!("{base}/configs.git");
+
+    let r = s
+        .admin
+        .post(
+            "/v1/git-repos",
+            &json!({"repo_url": url, "path": "teams", "branches": {"main": "production"}, "access_token": REMOTE_TOKEN, "poll_interval_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "[{b}] {r}");
+    let main = branch(&r.body, "main");
+    assert_eq!(main["commit"], commit.as_str(), "[{b}] {main}");
+    assert_eq!(
+        file(main, "teams/eng.yaml")["status"],
+        "deployed",
+        "[{b}] {main}"
+    );
+    assert!(!r.to_string().contains(REMOTE_TOKEN), "[{b}] token echoed");
+    let versions = s
+        .admin
+        .get(&format!(
+            "/v1/configurations?team_id={}&environment=production",
+            eng.team_id
+        ))
+        .await;
+    assert_eq!(versions.data()[0]["git_commit"], commit.as_str(), "[{b}]");
+
+    let r = s
+        .admin
+        .post(
+            "/v1/git-repos",
+            &json!({"repo_url": url, "path": "teams", "branches": {"main": "staging"}, "access_token": "wrong-token", "poll_interval_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "[{b}] {r}");
+    let main = branch(&r.body, "main");
+    assert_eq!(main["status"], "error", "[{b}] {main}");
+    let message = main["message"].as_str().unwrap();
+    assert!(message.contains("cannot fetch"), "[{b}] {message}");
+    assert!(!message.contains("wrong-token"), "[{b}] {message}");
+
+    let r = s
+        .admin
+        .post(
+            "/v1/git-repos",
+            &json!({"repo_url": "http://git.example.com/configs.git", "branches": {"main": "production"}}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "[{b}] plain http beyond this machine: {r}");
+}
+
+/// Serves the bare repositories under `root` over smart HTTP through
+/// `git http-backend` (CGI), requiring `Authorization: Basic` with the
+/// token as password (as Git hosts accept it). Returns the base URL.
+async fn smart_http_server(root: std::path::PathBuf) -> String {
+    use axum::body::Body;
+    use axum::http::{Request, Response, StatusCode};
+    use base64::Engine as _;
+    use tokio::io::AsyncWriteExt as _;
+
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{REMOTE_TOKEN}"))
+    );
+    let handler = move |req: Request<Body>| {
+        let root = root.clone();
+        let expected = expected.clone();
+        async move {
+            // (Read before the first await: a borrowed request is not Send.)
+            let (auth, content_type, encoding, protocol) = {
+                let header = |name: &str| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                (
+                    header("authorization"),
+                    header("content-type"),
+                    header("content-encoding"),
+                    header("git-protocol"),
+                )
+            };
+            if auth != expected {
+                return Response::builder()
+                    .status(StatusCode::UNAUTHORIZED)
+                    .header("www-authenticate", "Basic realm=\"git\"")
+                    .body(Body::from("token required"))
+                    .unwrap();
+            }
+            let (method, path, query) = (
+                req.method().to_string(),
+                req.uri().path().to_owned(),
+                req.uri().query().unwrap_or_default().to_owned(),
+            );
+            let body = axum::body::to_bytes(req.into_body(), 64 << 20)
+                .await
+                .unwrap();
+            let mut child = tokio::process::Command::new("git")
+                .arg("http-backend")
+                .env("GIT_PROJECT_ROOT", &root)
+                .env("GIT_HTTP_EXPORT_ALL", "1")
+                .env("REQUEST_METHOD", method)
+                .env("PATH_INFO", path)
+                .env("QUERY_STRING", query)
+                .env("CONTENT_TYPE", content_type)
+                .env("CONTENT_LENGTH", body.len().to_string())
+                .env("HTTP_CONTENT_ENCODING", encoding)
+                .env("GIT_PROTOCOL", protocol)
+                .env("REMOTE_ADDR", "127.0.0.1")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(&body).await.unwrap();
+            drop(stdin);
+            let out = child.wait_with_output().await.unwrap().stdout;
+            // CGI: headers, a blank line, the body.
+            let split = out
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| (i, 4))
+                .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
+                .expect("CGI headers");
+            let head = String::from_utf8_lossy(&out[..split.0]).into_owned();
+            let mut resp = Response::builder();
+            for line in head.lines() {
+                if let Some((name, value)) = line.split_once(':') {
+                    let value = value.trim();
+                    if name.eq_ignore_ascii_case("status") {
+                        let code = value.split(' ').next().unwrap().parse::<u16>().unwrap();
+                        resp = resp.status(code);
+                    } else {
+                        resp = resp.header(name.trim(), value);
+                    }
+                }
+            }
+            resp.body(Body::from(out[split.0 + split.1..].to_vec()))
+                .unwrap()
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}

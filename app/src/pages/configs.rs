@@ -9,7 +9,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Flash, Me, Role};
+#[cfg(feature = "ssr")]
+use crate::access::Role;
+use crate::access::{Flash, Me};
 use crate::components::layout::{Frame, load_page};
 use crate::pages::settings::TeamOption;
 
@@ -64,6 +66,57 @@ pub struct Problem {
     pub path: String,
     pub message: String,
     pub suggestion: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+impl From<policy::Diagnostic> for Problem {
+    fn from(d: policy::Diagnostic) -> Self {
+        Problem {
+            line: d.line,
+            column: d.column,
+            path: d.path,
+            message: d.message,
+            suggestion: d.suggestion,
+        }
+    }
+}
+
+impl Problem {
+    fn describe(&self) -> String {
+        let place = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.path)
+        };
+        format!(
+            "line {}, column {}{place}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+/// Lint results while typing (with JavaScript): the editor's content is
+/// linted on the server as it changes.
+#[component]
+fn LiveLint(results: ReadSignal<Option<Result<Vec<Problem>, String>>>) -> impl IntoView {
+    move || {
+        results.get().map(|r| match r {
+            Ok(problems) if problems.is_empty() => {
+                view! { <p class="lint-ok" id="live-lint" role="status">"Lint: no errors."</p> }.into_any()
+            }
+            Ok(problems) => view! {
+                <div id="live-lint" role="status">
+                    <p class="lint-error">{format!("Lint: {} error(s); saving will be refused.", problems.len())}</p>
+                    <ul class="lint-errors">
+                        {problems.into_iter().map(|p| view! {
+                            <li>{p.describe()}{p.suggestion.map(|s| view! { <span class="muted">{format!(" — {s}")}</span> })}</li>
+                        }).collect_view()}
+                    </ul>
+                </div>
+            }.into_any(),
+            Err(e) => view! { <p class="muted" id="live-lint">{format!("Lint unavailable: {e}")}</p> }.into_any(),
+        })
+    }
 }
 
 /// Editor content refused by lint, kept in the session across the redirect.
@@ -282,16 +335,7 @@ pub async fn save_config(
                 ));
             }
             if let Err(errors) = policy::parse(&content) {
-                let problems: Vec<Problem> = errors
-                    .into_iter()
-                    .map(|d| Problem {
-                        line: d.line,
-                        column: d.column,
-                        path: d.path,
-                        message: d.message,
-                        suggestion: d.suggestion,
-                    })
-                    .collect();
+                let problems: Vec<Problem> = errors.into_iter().map(Problem::from).collect();
                 let count = problems.len();
                 let draft = Draft {
                     team_id,
@@ -331,6 +375,19 @@ pub async fn save_config(
         },
     )
     .await
+}
+
+/// Lints editor content as it is typed (nothing is stored).
+#[server(prefix = "/api", endpoint = "lint_config")]
+pub async fn lint_config(content: String) -> Result<Vec<Problem>, ServerFnError> {
+    crate::auth::require(Role::edits_configs).await?;
+    if content.len() > MAX_CONTENT_BYTES {
+        return Err(ServerFnError::new("the configuration is too large"));
+    }
+    Ok(match policy::parse(&content) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.into_iter().map(Problem::from).collect(),
+    })
 }
 
 #[server(prefix = "/api", endpoint = "rollback_config")]
@@ -484,6 +541,9 @@ pub fn ConfigsPage() -> impl IntoView {
                 .map(|v| (v.version, format!("v{} ({}, {})", v.version, v.source, v.created)))
                 .collect();
             let diff_pair = d.diff.as_ref().map(|x| (x.from, x.to));
+            let versions_count = d.versions.len();
+            let team_for_compare = team_id.clone();
+            let env_for_compare = env.clone();
             let select = move |name: &'static str, chosen: Option<i64>| {
                 view! {
                     <select name=name>
@@ -572,11 +632,12 @@ pub fn ConfigsPage() -> impl IntoView {
                             }.into_any()
                         }}
                     </section>
+                    {(versions_count > 1).then(|| view! {
                     <section class="panel" aria-labelledby="diff-title">
                         <h2 id="diff-title">"Compare versions"</h2>
                         <form method="get" action="/configs" class="inline-form" id="compare">
-                            <input type="hidden" name="team" value=team_id.clone() />
-                            <input type="hidden" name="env" value=env.clone() />
+                            <input type="hidden" name="team" value=team_for_compare.clone() />
+                            <input type="hidden" name="env" value=env_for_compare.clone() />
                             <label>"From" {select("from", diff_pair.map(|p| p.0))}</label>
                             <label>"To" {select("to", diff_pair.map(|p| p.1))}</label>
                             <button type="submit" class="secondary">"Compare"</button>
@@ -586,9 +647,18 @@ pub fn ConfigsPage() -> impl IntoView {
                             None => view! { <p class="empty">"Choose two different versions to compare."</p> }.into_any(),
                         }}
                     </section>
+                    })}
                     {d.draft.clone().map(|draft| view! { <Problems draft /> })}
                     {d.can_edit.then(|| {
                         let message = d.draft.as_ref().map(|x| x.message.clone()).unwrap_or_default();
+                        let (results, set_results) = signal(None::<Result<Vec<Problem>, String>>);
+                        let lint = Action::new(move |content: &String| {
+                            let content = content.clone();
+                            async move {
+                                let r = lint_config(content).await.map_err(|e| e.to_string());
+                                set_results.set(Some(r));
+                            }
+                        });
                         view! {
                             <section class="panel" aria-labelledby="editor-title">
                                 <h2 id="editor-title">"Edit"</h2>
@@ -596,7 +666,10 @@ pub fn ConfigsPage() -> impl IntoView {
                                     <input type="hidden" name="team_id" value=team_id.clone() />
                                     <input type="hidden" name="environment" value=env.clone() />
                                     <label for="config-content">{format!("{} · {} (YAML, SPEC §4)", d.team_slug, env)}</label>
-                                    <textarea id="config-content" name="content" rows="22" spellcheck="false" required>{d.content.clone()}</textarea>
+                                    <textarea id="config-content" name="content" rows="22" spellcheck="false" required
+                                        on:input=move |ev| { lint.dispatch(event_target_value(&ev)); }
+                                    >{d.content.clone()}</textarea>
+                                    <LiveLint results />
                                     <div class="inline-form">
                                         <label class="grow">"Message" <input name="message" value=message maxlength="200" placeholder="What changed and why" /></label>
                                         <button type="submit">"Lint and save"</button>

@@ -8,9 +8,13 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Flash, Me, Role};
+#[cfg(feature = "ssr")]
+use crate::access::Role;
+use crate::access::{Flash, Me};
 use crate::components::layout::{Frame, load_page};
-use crate::pages::configs::{Problem, configs_href};
+use crate::pages::configs::Problem;
+#[cfg(feature = "ssr")]
+use crate::pages::configs::configs_href;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileView {
@@ -309,12 +313,12 @@ fn Repo(r: RepoView) -> impl IntoView {
                 </form>
             </div>
             <dl class="facts">
-                <dt>"Folder"</dt><dd><code>{if r.path.is_empty() { "/".to_owned() } else { r.path.clone() }}</code></dd>
-                <dt>"Branches"</dt><dd>{mapping}</dd>
-                <dt>"Polled"</dt><dd>{format!("every {} s", r.poll_seconds)}</dd>
-                <dt>"Access token"</dt><dd>{if r.has_token { "stored (encrypted)" } else { "none" }}</dd>
-                <dt>"Push webhook"</dt><dd>{if r.has_webhook { view! { <code>{r.webhook_path.clone()}</code> }.into_any() } else { view! { <span>"none (linked before webhooks)"</span> }.into_any() }}</dd>
-                <dt>"Linked by"</dt><dd>{r.created_by.clone()}</dd>
+                <div><dt>"Folder"</dt><dd><code>{if r.path.is_empty() { "/".to_owned() } else { r.path.clone() }}</code></dd></div>
+                <div><dt>"Branches"</dt><dd>{mapping}</dd></div>
+                <div><dt>"Polled"</dt><dd>{format!("every {} s", r.poll_seconds)}</dd></div>
+                <div><dt>"Access token"</dt><dd>{if r.has_token { "stored (encrypted)" } else { "none" }}</dd></div>
+                <div><dt>"Push webhook"</dt><dd>{if r.has_webhook { view! { <code>{r.webhook_path.clone()}</code> }.into_any() } else { view! { <span>"none (linked before webhooks)"</span> }.into_any() }}</dd></div>
+                <div><dt>"Linked by"</dt><dd>{r.created_by.clone()}</dd></div>
             </dl>
             {if r.syncs.is_empty() {
                 view! { <p class="empty">"Not synced yet."</p> }.into_any()

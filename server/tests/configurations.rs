@@ -104,7 +104,7 @@ async fn configurations(db: &TestDatabase) {
     assert_eq!(r.body["version"], 1);
     assert_eq!(r.body["source"], "api");
     assert_eq!(r.body["content_hash"], policy::source_hash(&v1));
-    let gw = s.install.managed_gateway("eng", "production").await;
+    let gw = s.install.managed_gateway("eng", "production", &[]).await;
     assert_eq!(
         chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o", "hi"))
             .await

@@ -168,7 +168,12 @@ async fn git_sync(db: &TestDatabase) {
     assert_eq!(v["git_author"], "Ada Lovelace");
     assert_eq!(v["message"], "first configs");
 
-    let gw = s.install.managed_gateway("eng", "production").await;
+    let gw = s.install.managed_gateway("eng", "production", &[]).await;
+    // A second gateway of the environment (another name, its own spool).
+    let gw2 = s
+        .install
+        .managed_gateway("eng", "production", &["--name", "eng-production-b"])
+        .await;
     assert_eq!(
         chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi"))
             .await
@@ -417,19 +422,25 @@ async fn git_sync(db: &TestDatabase) {
         202,
         "[{b}] signed"
     );
-    loop {
-        let r = chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi")).await;
-        if r.status == 200 {
-            break;
+    let mut waiting = vec![&gw, &gw2];
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for g in waiting {
+            let r = chat(&g.url, Some(&eng.key), &chat_body("gpt-4o-mini", "hi")).await;
+            if r.status != 200 {
+                assert!(
+                    pushed.elapsed() < Duration::from_secs(10),
+                    "[{b}] the webhook's sync never reached {}: {r}",
+                    g.url
+                );
+                still.push(g);
+            }
         }
-        assert!(
-            pushed.elapsed() < Duration::from_secs(10),
-            "[{b}] the webhook's sync never ran: {r}"
-        );
+        waiting = still;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!(
-        "[{b}] webhook → running on the managed gateway: {:?}",
+        "[{b}] webhook → running on both managed gateways: {:?}",
         pushed.elapsed()
     );
 }

@@ -154,8 +154,13 @@ impl Install {
     /// Starts a managed gateway: `kt gateway run --team TEAM --environment
     /// ENV` (no policy file: it runs the team's current configuration
     /// version), with the stand-in's API key in its environment.
-    pub async fn managed_gateway(&self, team: &str, environment: &str) -> KtProcess {
-        let mut cmd = self.command(&[
+    pub async fn managed_gateway(
+        &self,
+        team: &str,
+        environment: &str,
+        extra: &[&str],
+    ) -> KtProcess {
+        let mut args = vec![
             "gateway",
             "run",
             "--team",
@@ -164,7 +169,9 @@ impl Install {
             environment,
             "--listen",
             "127.0.0.1:0",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = self.command(&args);
         cmd.env(UPSTREAM_KEY_VAR, UPSTREAM_KEY);
         KtProcess::start(cmd, "kt gateway").await
     }

@@ -126,6 +126,11 @@ pub const NAV: &[NavItem] = &[
         visible: |_| true,
     },
     NavItem {
+        href: "/gateways",
+        label: "Gateways",
+        visible: Role::sees_dashboard,
+    },
+    NavItem {
         href: "/configs",
         label: "Configurations",
         visible: Role::sees_dashboard,
@@ -134,6 +139,11 @@ pub const NAV: &[NavItem] = &[
         href: "/git",
         label: "Git repositories",
         visible: Role::administers,
+    },
+    NavItem {
+        href: "/onboarding",
+        label: "Onboarding",
+        visible: Role::sees_dashboard,
     },
     NavItem {
         href: "/settings",

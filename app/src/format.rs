@@ -55,3 +55,14 @@ mod tests {
         assert_eq!(count(-1000), "-1,000");
     }
 }
+
+/// A duration as people read it: `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
+pub fn duration_ms(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}

@@ -29,9 +29,11 @@ use crate::pages::api_reference::ApiReferencePage;
 use crate::pages::configs::ConfigsPage;
 use crate::pages::cost::CostPage;
 use crate::pages::dashboard::DashboardPage;
+use crate::pages::fleet::FleetPage;
 use crate::pages::gateway::GatewayPage;
 use crate::pages::git::GitPage;
 use crate::pages::login::LoginPage;
+use crate::pages::onboarding::{OnboardingPage, OnboardingRequestPage};
 use crate::pages::settings::SettingsIndex;
 use crate::pages::settings::keys::KeysPage;
 use crate::pages::settings::secrets::SecretsPage;
@@ -75,7 +77,10 @@ pub fn App() -> impl IntoView {
             <Routes fallback=|| view! { <pages::NotFound /> }>
                 <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("gateways") view=FleetPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("gateways"), ParamSegment("id")) view=GatewayPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("onboarding") view=OnboardingPage ssr=SsrMode::Async />
+                <Route path=(StaticSegment("onboarding"), ParamSegment("id")) view=OnboardingRequestPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("cost") view=CostPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("configs") view=ConfigsPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("git") view=GitPage ssr=SsrMode::Async />

@@ -17,6 +17,8 @@ pub struct ConsoleState {
     pub master_key: store::crypto::MasterKey,
     /// Links and syncs Git repositories (shared with the API).
     pub git: Arc<gitsync::Syncer>,
+    /// Onboarding: approvals run the provisioning pipeline.
+    pub provision: Arc<provision::Provisioner>,
     /// The control-plane API's OpenAPI document (the API reference page).
     pub openapi: Arc<serde_json::Value>,
 }

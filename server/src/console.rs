@@ -74,6 +74,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         throttle: Default::default(),
         master_key: state.master_key.clone(),
         git: state.git.clone(),
+        provision: state.provision.clone(),
         openapi: std::sync::Arc::new(
             serde_json::to_value(crate::http::openapi::document())
                 .context("serialising the OpenAPI document")?,

@@ -26,6 +26,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// Links and syncs Git repositories (mirrors under `KT_DATA_DIR/git`).
     pub git: std::sync::Arc<gitsync::Syncer>,
+    /// Onboarding's provisioning pipeline and gateway runner.
+    pub provision: std::sync::Arc<provision::Provisioner>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

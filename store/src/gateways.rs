@@ -140,7 +140,7 @@ pub async fn set_config(
     Ok(())
 }
 
-pub(crate) async fn list(db: &Db) -> Result<Vec<GatewayRow>> {
+pub async fn list(db: &Db) -> Result<Vec<GatewayRow>> {
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, GatewayRow>(
             "select gateway_id, name, teams, address, version, config_hash, demo, started_at, last_seen_at, \

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod events;
 pub mod gateways;
 pub mod git_repos;
+pub mod onboarding;
 pub mod prices;
 pub mod rollups;
 mod scope;

@@ -22,6 +22,12 @@ use crate::{
     Db, Result, StoreError, Tx, audit, budgets, events, gateways, secrets, teams, tokens, users,
 };
 
+/// A short digest of a text, for audit entries that must not copy it.
+fn hash_text(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+}
+
 /// Whose data a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -765,6 +771,164 @@ impl Scoped {
         )
         .await?;
         Ok(row)
+    }
+
+    /// Replaces (or adds) a policy template: org admins only. The caller
+    /// has linted `content`.
+    pub async fn put_template(
+        &self,
+        name: &str,
+        content: &str,
+    ) -> Result<crate::onboarding::Template> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        teams::validate_slug(name)
+            .map_err(|e| StoreError::Invalid(format!("template name: {e}")))?;
+        let before = crate::onboarding::template(&self.db, name).await?;
+        let mut tx = self.db.begin().await?;
+        let t = crate::onboarding::put_template(&mut tx, name, content, &self.actor).await?;
+        self.commit_audited(
+            tx,
+            None,
+            "template.put",
+            ("template", name),
+            before.map(|b| json!({"content_hash": hash_text(&b.content)})),
+            Some(json!({"content_hash": hash_text(&t.content)})),
+        )
+        .await?;
+        Ok(t)
+    }
+
+    /// Files an onboarding request (anyone signed in may ask).
+    pub async fn request_onboarding(
+        &self,
+        new: &crate::onboarding::NewRequest,
+    ) -> Result<crate::onboarding::Request> {
+        crate::onboarding::validate(new).map_err(StoreError::Invalid)?;
+        if crate::onboarding::template(&self.db, &new.template)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::Invalid(format!(
+                "`template`: no template called {:?} (GET /v1/templates lists them)",
+                new.template
+            )));
+        }
+        if teams::by_slug(&self.db, &new.team_slug).await?.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "`team_slug`: a team called {:?} already exists",
+                new.team_slug
+            )));
+        }
+        let mut tx = self.db.begin().await?;
+        let r = crate::onboarding::create(&mut tx, new, &self.actor).await?;
+        self.commit_audited(
+            tx,
+            None,
+            "onboarding.request",
+            ("onboarding_request", &r.onboarding_request_id),
+            None,
+            Some(json!({"team_slug": r.team_slug, "template": r.template, "environment": r.environment, "monthly_budget_micros": r.monthly_budget_micros, "models": r.models()})),
+        )
+        .await?;
+        Ok(r)
+    }
+
+    /// Onboarding requests: every one for the org, the caller's own otherwise.
+    pub async fn list_onboarding(&self, limit: i64) -> Result<Vec<crate::onboarding::Request>> {
+        let mine = (self.scope != Scope::Org).then_some(self.actor.as_str());
+        crate::onboarding::list(&self.db, mine, limit).await
+    }
+
+    /// One request (another requester's answers 404 unless org).
+    pub async fn get_onboarding(&self, id: &str) -> Result<crate::onboarding::Request> {
+        let r = crate::onboarding::get(&self.db, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if self.scope == Scope::Org || r.requested_by == self.actor {
+            Ok(r)
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Moves a request from pending (or failed, to retry) to provisioning:
+    /// org admins only; the pipeline then runs. Conflict when it is in
+    /// another state.
+    pub async fn approve_onboarding(&self, id: &str) -> Result<crate::onboarding::Request> {
+        self.decide_onboarding(
+            id,
+            &["pending", "failed"],
+            "provisioning",
+            "onboarding.approve",
+            None,
+        )
+        .await
+    }
+
+    /// Rejects a pending request with a reason: org admins only.
+    pub async fn reject_onboarding(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> Result<crate::onboarding::Request> {
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "`reason`: say why, for the requester".to_owned(),
+            ));
+        }
+        self.decide_onboarding(
+            id,
+            &["pending"],
+            "rejected",
+            "onboarding.reject",
+            Some(reason.trim()),
+        )
+        .await
+    }
+
+    async fn decide_onboarding(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        action: &str,
+        reason: Option<&str>,
+    ) -> Result<crate::onboarding::Request> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let before = self.get_onboarding(id).await?;
+        let mut tx = self.db.begin().await?;
+        let Some(r) =
+            crate::onboarding::transition(&mut tx, id, from, to, &self.actor, reason).await?
+        else {
+            return Err(StoreError::Conflict(format!(
+                "the request is {}, not {}",
+                before.status,
+                from.join(" or ")
+            )));
+        };
+        self.commit_audited(
+            tx,
+            r.team_id.as_deref(),
+            action,
+            ("onboarding_request", id),
+            Some(json!({"status": before.status})),
+            Some(json!({"status": r.status, "reason": r.reason})),
+        )
+        .await?;
+        Ok(r)
+    }
+
+    /// The new team's gateway key, sealed, for its requester, once.
+    pub async fn take_onboarding_key(&self, id: &str) -> Result<Option<String>> {
+        let r = self.get_onboarding(id).await?;
+        if r.requested_by != self.actor {
+            return Ok(None);
+        }
+        crate::onboarding::take_key(&self.db, id).await
     }
 
     /// Adds a price version to the catalog: org admins only.

@@ -274,11 +274,12 @@ pub async fn load_configs(q: ConfigsQuery) -> Result<ConfigsData, ServerFnError>
         (None, Some(v)) => v.content.clone(),
         (None, None) => String::new(),
     };
+    let can_edit = caller.me.role.edits_configs() && team_id.is_some();
     let confirm = q
         .confirm
         .parse::<i64>()
         .ok()
-        .filter(|n| versions.iter().any(|v| v.version == *n));
+        .filter(|n| can_edit && versions.iter().any(|v| v.version == *n));
     let versions = versions
         .into_iter()
         .map(|v| VersionView {
@@ -297,7 +298,7 @@ pub async fn load_configs(q: ConfigsQuery) -> Result<ConfigsData, ServerFnError>
         })
         .collect();
     Ok(ConfigsData {
-        can_edit: caller.me.role.edits_configs() && team_id.is_some(),
+        can_edit,
         me: caller.me,
         flash,
         teams,
@@ -328,6 +329,9 @@ pub async fn save_config(
         Role::edits_configs,
         "your role cannot change configurations",
         |caller| async move {
+            // Browsers submit a textarea with CRLF line ends: store what Git
+            // and the API would, so hashes and diffs agree.
+            let content = content.replace("\r\n", "\n");
             if content.len() > MAX_CONTENT_BYTES {
                 return Err(format!(
                     "the configuration is larger than {} KiB",
@@ -381,6 +385,7 @@ pub async fn save_config(
 #[server(prefix = "/api", endpoint = "lint_config")]
 pub async fn lint_config(content: String) -> Result<Vec<Problem>, ServerFnError> {
     crate::auth::require(Role::edits_configs).await?;
+    let content = content.replace("\r\n", "\n");
     if content.len() > MAX_CONTENT_BYTES {
         return Err(ServerFnError::new("the configuration is too large"));
     }

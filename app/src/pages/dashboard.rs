@@ -57,6 +57,10 @@ pub struct GatewayView {
     pub drift: String,
     pub environment: String,
     pub demo: bool,
+    /// How long it has run (since its last start).
+    pub uptime: String,
+    /// The first 12 characters of its environment's current version's hash.
+    pub desired_hash: String,
 }
 
 /// Everything the Dashboard shows.
@@ -174,6 +178,11 @@ pub mod load {
             .map_err(internal)?
             .into_iter()
             .map(|g| GatewayView {
+                uptime: format::duration_ms(now - g.started_at),
+                desired_hash: g
+                    .desired_hash(&desired)
+                    .map(|h| h.chars().take(12).collect())
+                    .unwrap_or_default(),
                 drift: match g.desired_hash(&desired) {
                     Some(want) if want == g.config_hash => "in sync".to_owned(),
                     Some(_) => "drift".to_owned(),

@@ -4,9 +4,11 @@ pub mod api_reference;
 pub mod configs;
 pub mod cost;
 pub mod dashboard;
+pub mod fleet;
 pub mod gateway;
 pub mod git;
 pub mod login;
+pub mod onboarding;
 pub mod settings;
 
 use leptos::prelude::*;

@@ -88,7 +88,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     )
     .await?;
     let gateway_url = format!("http://{}", gateway.addr);
-    let console = super::serve::bind(db, master_key, &args.db.data_dir, &args.addr).await?;
+    let console = super::serve::bind(db, master_key, &args.db, "local", &args.addr).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

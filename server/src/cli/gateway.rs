@@ -42,6 +42,10 @@ pub struct GatewayRunArgs {
     /// Redis for fleet-wide rate limits (default: counted in the database).
     #[arg(long, env = "KT_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Stop when standard input closes: `kt serve`'s local runner starts
+    /// gateways this way, so they stop with it.
+    #[arg(long, hide = true)]
+    pub exit_with_stdin: bool,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -227,6 +231,29 @@ pub async fn run(args: GatewayRunArgs) -> Result<(), Failure> {
     )
     .await?;
     println!("kt gateway: listening on http://{}", running.addr);
-    running.serve(super::shutdown_signal()).await?;
+    let exit_with_stdin = args.exit_with_stdin;
+    running
+        .serve(async move {
+            if exit_with_stdin {
+                tokio::select! {
+                    () = super::shutdown_signal() => {}
+                    () = stdin_closed() => tracing::info!("standard input closed: stopping"),
+                }
+            } else {
+                super::shutdown_signal().await;
+            }
+        })
+        .await?;
     Ok(())
+}
+
+/// Resolves when standard input reaches its end (the parent is gone).
+async fn stdin_closed() {
+    let _ = tokio::task::spawn_blocking(|| {
+        use std::io::Read as _;
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 64];
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+    })
+    .await;
 }

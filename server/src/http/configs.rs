@@ -184,24 +184,8 @@ pub async fn create(
             "`content` is larger than {MAX_CONTENT_BYTES} bytes"
         )));
     }
-    let errors: Vec<policy::Diagnostic> = policy::lint(&body.content)
-        .diagnostics
-        .into_iter()
-        .filter(policy::Diagnostic::is_error)
-        .collect();
-    if !errors.is_empty() {
-        let first = &errors[0];
-        return Err(ApiError::Lint(
-            format!(
-                "`content` does not pass lint ({} error{}; first at line {}, column {}: {}); the current version is unchanged",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" },
-                first.line,
-                first.column,
-                first.message
-            ),
-            errors,
-        ));
+    if let Err(errors) = policy::parse(&body.content) {
+        return Err(lint_error(errors));
     }
     let hash = policy::source_hash(&body.content);
     let version = caller
@@ -253,4 +237,26 @@ pub async fn rollback(
             other => ApiError::from_store(other, "team"),
         })?;
     Ok((StatusCode::CREATED, Json(version.into())))
+}
+
+/// 422 for content that fails lint: the first error in the message, every
+/// one in `error.diagnostics`.
+pub fn lint_error(errors: Vec<policy::Diagnostic>) -> ApiError {
+    let first = errors
+        .first()
+        .map(|d| {
+            format!(
+                "; first at line {}, column {}: {}",
+                d.line, d.column, d.message
+            )
+        })
+        .unwrap_or_default();
+    ApiError::Lint(
+        format!(
+            "`content` does not pass lint ({} error{}{first}); nothing was changed",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+        ),
+        errors,
+    )
 }

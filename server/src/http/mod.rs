@@ -11,6 +11,7 @@ pub mod events;
 pub mod gateways;
 pub mod git_repos;
 pub mod json;
+pub mod onboarding;
 pub mod openapi;
 pub mod prices;
 pub mod secrets;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(wallets::router())
         .merge(configs::router())
         .merge(git_repos::router())
+        .merge(onboarding::router())
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such API endpoint; see SPEC §6 for the /v1 paths".to_owned(),

@@ -14,7 +14,10 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Res
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{audit, configs, events, gateways, git_repos, prices, secrets, teams, tokens, wallets};
+use super::{
+    audit, configs, events, gateways, git_repos, onboarding, prices, secrets, teams, tokens,
+    wallets,
+};
 
 /// The name of the bearer-token security scheme in the document.
 pub const BEARER: &str = "bearer";
@@ -66,6 +69,14 @@ pub const WEBHOOK_SIGNATURE: &str = "webhook_signature";
         git_repos::sync_repo,
         git_repos::unlink_repo,
         git_repos::push_webhook,
+        onboarding::list_templates,
+        onboarding::put_template,
+        onboarding::create_request,
+        onboarding::list_requests,
+        onboarding::get_request,
+        onboarding::approve,
+        onboarding::reject,
+        onboarding::manifests,
         super::healthz,
         super::readyz,
     ),

@@ -588,6 +588,16 @@ impl Api {
         Reply::read(rb.send().await.unwrap()).await
     }
 
+    /// `GET path` answered 2xx, as text (YAML, CSV).
+    pub async fn get_text(&self, path: &str) -> String {
+        let rb = self.auth(self.http.get(format!("{}{path}", self.base)));
+        let resp = rb.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(status.is_success(), "GET {path}: {status} {text}");
+        text
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Reply {
         let rb = self.auth(self.http.put(format!("{}{path}", self.base)).json(body));
         Reply::read(rb.send().await.unwrap()).await

@@ -153,7 +153,7 @@ test('the Dashboard shows stats, charts, the fleet and a gateway drill-down', as
   await kt.expectPath(`/gateways/${gatewayId}`);
   await expect(ui.heading('Gateway demo')).toBeVisible();
   await expect(page).toHaveTitle('Gateway demo · kt');
-  await expect(ui.crumbs().getByRole('link', { name: 'Dashboard' })).toHaveAttribute('href', '/');
+  await expect(ui.crumbs().getByRole('link', { name: 'Gateways' })).toHaveAttribute('href', '/gateways');
   await expect(ui.crumbs().locator('li[aria-current="page"]')).toHaveText('Gateway demo');
   const facts = page.locator('dl.facts');
   await expect(facts).toBeVisible();

@@ -57,7 +57,7 @@ pub fn NavLinks(
                     let current = move || {
                         let path = location.pathname.get();
                         if href == "/" {
-                            path == "/" || path.starts_with("/gateways")
+                            path == "/"
                         } else {
                             path == href || path.starts_with(&format!("{href}/"))
                         }

@@ -16,8 +16,9 @@ use crate::pages::dashboard::GatewayView;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetRow {
     pub gateway: GatewayView,
-    /// `local (kt serve)` for gateways the local runner supervises,
-    /// `external` otherwise.
+    /// `local (kt serve)` for gateways the local runner supervises, `bundled
+    /// (kt demo)` for the demo's, `external` otherwise (started by an
+    /// operator, a container platform, …).
     pub runner: String,
     pub requests_24h: i64,
     pub blocked_24h: i64,
@@ -104,6 +105,8 @@ pub async fn load_fleet(q: FleetQuery) -> Result<FleetData, ServerFnError> {
             FleetRow {
                 runner: if local_runner && local.contains(&g.name) {
                     "local (kt serve)".to_owned()
+                } else if g.demo {
+                    "bundled (kt demo)".to_owned()
                 } else {
                     "external".to_owned()
                 },

@@ -96,7 +96,7 @@ pub fn GatewayPage() -> impl IntoView {
                 <Title text=format!("Gateway {}", g.name) />
                 <Frame
                     me=d.me
-                    crumbs=vec![("/", "Dashboard".to_owned()), ("", format!("Gateway {}", g.name))]
+                    crumbs=vec![("/gateways", "Gateways".to_owned()), ("", format!("Gateway {}", g.name))]
                     hydrated
                 >
                     <div class="page-head">

@@ -88,6 +88,9 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     )
     .await?;
     let gateway_url = format!("http://{}", gateway.addr);
+    demo_provider_default(&org, &master_key, &gateway_url, &key)
+        .await
+        .context("connecting onboarded teams to the demo provider")?;
     let console = super::serve::bind(db, master_key, &args.db, "local", &args.addr).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -112,6 +115,38 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// Makes the bundled demo gateway the organisation's OpenAI connection when
+/// there is none, so teams onboarded in the demo (their templates use the
+/// organisation's connections) get answers without a vendor key: their
+/// gateways forward to the demo gateway, which answers with the demo
+/// provider. A real OpenAI default set by an admin is left alone.
+async fn demo_provider_default(
+    org: &store::Scoped,
+    master_key: &store::crypto::MasterKey,
+    gateway_url: &str,
+    key: &str,
+) -> anyhow::Result<()> {
+    let org = org.clone().acting_as("kt demo");
+    let existing = org.list_providers().await?;
+    if existing
+        .iter()
+        .any(|p| p.kind == "openai" && p.secret_name.as_deref() != Some(DEMO_SECRET))
+    {
+        return Ok(());
+    }
+    org.put_secret(master_key, DEMO_SECRET, None, key).await?;
+    org.set_provider(
+        "openai",
+        Some(&format!("{gateway_url}/v1")),
+        Some(DEMO_SECRET),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The secret holding the demo gateway's key, for onboarded teams' gateways.
+const DEMO_SECRET: &str = "demo-gateway-key";
 
 /// Ensures the admin user exists with the password kept in the data dir.
 async fn ensure_admin(db: &store::Db, data_dir: &std::path::Path) -> anyhow::Result<String> {

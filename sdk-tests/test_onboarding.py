@@ -1,0 +1,98 @@
+"""Onboarding with the official OpenAI SDK (SPEC §9): an API request for a new team, an
+admin's approval (the pipeline starts the team's own gateway through `kt serve`'s local
+runner), then the unchanged SDK answered through that gateway with the key from the
+approval. In `kt demo`, onboarded teams reach the demo provider through the organisation's
+OpenAI connection (the bundled demo gateway). Also validates Kubernetes manifests: the ones
+kt renders for the new tenant and kt's own deploy/kubernetes/, against the Kubernetes JSON
+schemas (kubernetes-validate, strict: unknown fields fail)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import openai
+import yaml
+
+from conftest import KtDemo
+
+REPO = Path(__file__).resolve().parent.parent
+K8S_VERSION = "1.31.0"
+
+
+def _call(kt: KtDemo, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        kt.console_url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read().decode()
+            ctype = resp.headers.get("content-type", "")
+            return resp.status, (json.loads(raw) if "json" in ctype else raw)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read().decode() or "null")
+
+
+def _validate(text: str, origin: str) -> list[str]:
+    kinds = []
+    for doc in yaml.safe_load_all(text):
+        if not doc:
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        kinds.append(doc["kind"])
+    assert kinds, f"no manifest in {origin}"
+    return kinds
+
+
+def test_an_onboarded_team_is_answered_through_its_own_gateway(kt: KtDemo, admin_token: str) -> None:
+    status, req = _call(kt, admin_token, "POST", "/v1/onboarding/requests", {
+        "team_name": "SDK Onboarded", "team_slug": "sdk-onboarded", "lead_email": "lead@example.com",
+        "template": "std", "monthly_budget": 100, "models": ["gpt-4o-mini"],
+    })
+    assert status == 201, req
+    approved_at = time.monotonic()
+    status, done = _call(kt, admin_token, "POST", f"/v1/onboarding/requests/{req['id']}/approve", {})
+    assert status == 200 and done["status"] == "ready", done
+    assert [s["status"] for s in done["steps"]] == ["done"] * 5, done["steps"]
+
+    client = openai.OpenAI(base_url=done["gateway_url"] + "/v1", api_key=done["gateway_key"])
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello from a new team"}]
+    )
+    elapsed = time.monotonic() - approved_at
+    assert answer.choices[0].message.content, answer
+    assert answer.usage and answer.usage.total_tokens > 0, answer
+    print(f"approval → first SDK answer through the new gateway: {elapsed:.2f} s")
+    assert elapsed < 10, f"onboarding took {elapsed:.1f} s (target: under 10 s)"
+
+    # The template's policies, with the request's models: another model is refused.
+    try:
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
+        raise AssertionError("gpt-4o was not requested but was answered")
+    except openai.APIStatusError as err:
+        assert err.status_code == 409, err
+
+    # The tenant's Kubernetes manifests are valid, and carry no secret value.
+    status, text = _call(kt, admin_token, "GET", f"/v1/onboarding/requests/{req['id']}/manifests")
+    assert status == 200, text
+    kinds = _validate(text, "the rendered tenant manifests")
+    assert kinds == ["Namespace", "ConfigMap", "Deployment", "Service", "NetworkPolicy"], kinds
+    assert done["gateway_key"] not in text
+
+
+def test_kts_own_kubernetes_manifests_are_valid() -> None:
+    files = sorted((REPO / "deploy" / "kubernetes").glob("*.yaml"))
+    assert files, "deploy/kubernetes/*.yaml"
+    for path in files:
+        kinds = _validate(path.read_text(), str(path))
+        assert "Deployment" in kinds, (path, kinds)

@@ -25,6 +25,9 @@ pub enum GatewayError {
         policy: String,
         reason: String,
         message: String,
+        /// The recorded escalation a reviewer decides on (`None` when it
+        /// could not be recorded: the request stays held).
+        escalation_id: Option<String>,
     },
     #[error("{message}")]
     BudgetExceeded { policy: String, message: String },
@@ -124,12 +127,19 @@ impl GatewayError {
     /// `{"type": "error", "error": {...}}` with the same fields inside.
     pub fn into_response_for(self, format: ApiFormat) -> Response {
         let (kind, code) = self.kind();
-        let error = json!({
+        let mut error = json!({
             "type": kind,
             "code": code,
             "message": self.to_string(),
             "policy": self.policy(),
         });
+        if let GatewayError::EscalationRequired {
+            escalation_id: Some(id),
+            ..
+        } = &self
+        {
+            error["escalation_id"] = json!(id);
+        }
         let body = match format {
             ApiFormat::OpenAi => json!({ "error": error }),
             ApiFormat::Anthropic => json!({ "type": "error", "error": error }),

@@ -282,7 +282,27 @@ async fn prepare_and_send(
 
     // The config in force when the request started applies to all of it.
     let rt = gw.runtime();
-    apply_policies(&rt, &model, &mut body, draft)?;
+    match apply_policies(&rt, &model, &mut body, draft) {
+        Ok(()) => {}
+        Err(GatewayError::EscalationRequired {
+            policy,
+            reason,
+            message,
+            ..
+        }) => {
+            escalate(
+                gw,
+                headers,
+                &key,
+                &model,
+                &body,
+                draft,
+                (policy, reason, message),
+            )
+            .await?;
+        }
+        Err(other) => return Err(other),
+    }
     enforce_limits(gw, &rt.config, &key, max_output_tokens(&body), draft).await?;
 
     // The routed target, then the fallbacks that can serve this format.
@@ -378,6 +398,7 @@ fn apply_policies(
                 ),
                 policy,
                 reason,
+                escalation_id: None,
             });
         }
         Verdict::Redact => {
@@ -395,6 +416,96 @@ fn apply_policies(
         Arc::new(make)
     });
     Ok(())
+}
+
+/// A request an `escalate` policy holds. With `X-Escalation-Id` of an
+/// approved escalation for this team and this exact content (model and
+/// messages), it passes, once; otherwise the escalation is recorded for the
+/// team's reviewers and the caller gets 409 `escalation_required` with its
+/// id. Only this rare path touches the database.
+async fn escalate(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    key: &KeyInfo,
+    model: &str,
+    body: &Value,
+    draft: &mut Draft,
+    (policy, reason, message): (String, String, String),
+) -> Result<(), GatewayError> {
+    use sha2::Digest as _;
+    let content = serde_json::to_vec(&serde_json::json!({
+        "model": model,
+        "messages": body.get("messages"),
+    }))
+    .unwrap_or_default();
+    let hash = hex::encode(sha2::Sha256::digest(&content));
+    if let Some(id) = headers
+        .get("x-escalation-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        match store::escalations::consume(gw.db(), id, &key.team_id, &hash).await {
+            Ok(true) => {
+                // Approved by a reviewer: this request passes the policy.
+                draft.verdict = "allow";
+                draft.reason = Some("escalation_approved".to_owned());
+                return Ok(());
+            }
+            Ok(false) => {
+                return Err(GatewayError::PolicyViolation {
+                    policy,
+                    reason: "escalation_not_approved".to_owned(),
+                    message: format!(
+                        "escalation {id} does not allow this request: it is not approved, was already used, has expired, or was for other content"
+                    ),
+                });
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "checking an escalation failed");
+                return Err(GatewayError::Unavailable(
+                    "the escalation could not be checked; retry shortly".to_owned(),
+                ));
+            }
+        }
+    }
+    let ttl_ms = std::env::var("KT_ESCALATION_TTL_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(store::escalations::DEFAULT_TTL_MS, |s| s * 1000);
+    let recorded = store::escalations::create(
+        gw.db(),
+        &store::escalations::NewEscalation {
+            team_id: &key.team_id,
+            gateway_id: &gw.gateway_id,
+            token_id: &key.token_id,
+            policy: &policy,
+            reason: &reason,
+            model,
+            entities: &draft.pii_entities,
+            content_hash: &hash,
+            ttl_ms,
+        },
+    )
+    .await;
+    let escalation_id = match recorded {
+        Ok(e) => Some(e.escalation_id),
+        Err(err) => {
+            tracing::error!(error = %err, "recording an escalation failed; the request stays held");
+            None
+        }
+    };
+    Err(GatewayError::EscalationRequired {
+        message: match &escalation_id {
+            Some(id) => format!(
+                "{message}; escalation {id} awaits a reviewer, then resend the same request with the header X-Escalation-Id: {id}"
+            ),
+            None => format!("{message}; it could not be sent to a reviewer now, retry shortly"),
+        },
+        policy,
+        reason,
+        escalation_id,
+    })
 }
 
 /// Output tokens assumed for a request that does not cap them, when

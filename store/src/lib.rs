@@ -13,6 +13,7 @@ pub mod audit;
 pub mod budgets;
 pub mod configs;
 pub mod crypto;
+pub mod escalations;
 pub mod events;
 pub mod gateways;
 pub mod git_repos;

@@ -931,6 +931,87 @@ impl Scoped {
         crate::onboarding::take_key(&self.db, id).await
     }
 
+    /// Escalations of the caller's team (every team's for the org), newest
+    /// first; `status`: pending, claimed, expired, resolved, approved, denied.
+    pub async fn list_escalations(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<crate::escalations::Escalation>> {
+        crate::escalations::list(&self.db, self.scope.team_filter(), status, limit).await
+    }
+
+    /// One escalation; another team's answers 404.
+    pub async fn get_escalation(&self, id: &str) -> Result<crate::escalations::Escalation> {
+        let e = crate::escalations::get(&self.db, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if self.scope.covers(Some(&e.team_id)) {
+            Ok(e)
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Claims (`true`) or unclaims an open escalation of the caller's team.
+    pub async fn claim_escalation(
+        &self,
+        id: &str,
+        claim: bool,
+    ) -> Result<crate::escalations::Escalation> {
+        let before = self.get_escalation(id).await?;
+        let mut tx = self.db.begin().await?;
+        let actor = claim.then_some(self.actor.as_str());
+        let Some(e) = crate::escalations::set_claim(&mut tx, id, actor).await? else {
+            return Err(StoreError::Conflict(format!(
+                "the escalation is {}",
+                before.shown_status(crate::now_ms())
+            )));
+        };
+        self.commit_audited(
+            tx,
+            Some(&e.team_id),
+            if claim {
+                "escalation.claim"
+            } else {
+                "escalation.unclaim"
+            },
+            ("escalation", id),
+            Some(json!({"status": before.status, "claimed_by": before.claimed_by})),
+            Some(json!({"status": e.status, "claimed_by": e.claimed_by})),
+        )
+        .await?;
+        Ok(e)
+    }
+
+    /// Approves or denies an open escalation of the caller's team.
+    pub async fn resolve_escalation(
+        &self,
+        id: &str,
+        outcome: &str,
+        note: Option<&str>,
+    ) -> Result<crate::escalations::Escalation> {
+        let before = self.get_escalation(id).await?;
+        let mut tx = self.db.begin().await?;
+        let Some(e) = crate::escalations::resolve(&mut tx, id, outcome, &self.actor, note).await?
+        else {
+            return Err(StoreError::Conflict(format!(
+                "the escalation is {}",
+                before.shown_status(crate::now_ms())
+            )));
+        };
+        self.commit_audited(
+            tx,
+            Some(&e.team_id),
+            "escalation.resolve",
+            ("escalation", id),
+            Some(json!({"status": before.status})),
+            Some(json!({"status": e.status, "note": e.note})),
+        )
+        .await?;
+        Ok(e)
+    }
+
     /// Adds a price version to the catalog: org admins only.
     pub async fn set_price(
         &self,

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod configs;
 pub mod error;
+pub mod escalations;
 pub mod events;
 pub mod gateways;
 pub mod git_repos;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(configs::router())
         .merge(git_repos::router())
         .merge(onboarding::router())
+        .merge(escalations::router())
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such API endpoint; see SPEC §6 for the /v1 paths".to_owned(),

@@ -15,8 +15,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit, configs, events, gateways, git_repos, onboarding, prices, secrets, teams, tokens,
-    wallets,
+    audit, configs, escalations, events, gateways, git_repos, onboarding, prices, secrets, teams,
+    tokens, wallets,
 };
 
 /// The name of the bearer-token security scheme in the document.
@@ -69,6 +69,11 @@ pub const WEBHOOK_SIGNATURE: &str = "webhook_signature";
         git_repos::sync_repo,
         git_repos::unlink_repo,
         git_repos::push_webhook,
+        escalations::list_escalations,
+        escalations::get_escalation,
+        escalations::claim_escalation,
+        escalations::unclaim_escalation,
+        escalations::resolve_escalation,
         onboarding::list_templates,
         onboarding::put_template,
         onboarding::create_request,

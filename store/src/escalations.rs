@@ -1,0 +1,214 @@
+//! Escalations (SPEC §10): requests held by an `escalate` policy until a
+//! reviewer of their team approves or denies them. The gateway records one
+//! and, on the caller's retry with `X-Escalation-Id`, consumes an approval
+//! (once, for the same content, before it expires). Reviewers reach them
+//! through [`crate::Scoped`], which keeps each team's to itself.
+
+use serde::Serialize;
+
+use crate::{Db, Result, StoreError, Tx, new_id, now_ms, with_pool, with_tx};
+
+/// How long an escalation can be reviewed and an approval used, unless the
+/// installation says otherwise (`KT_ESCALATION_TTL_SECONDS`).
+pub const DEFAULT_TTL_MS: i64 = 24 * 3_600_000;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+pub struct Escalation {
+    pub escalation_id: String,
+    pub team_id: String,
+    pub gateway_id: String,
+    pub token_id: String,
+    pub policy: String,
+    pub reason: String,
+    pub model: String,
+    /// JSON list of entity types.
+    pub entities: String,
+    #[serde(skip)]
+    pub content_hash: String,
+    pub status: String,
+    pub claimed_by: Option<String>,
+    pub resolved_by: Option<String>,
+    pub note: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub resolved_at: Option<i64>,
+    pub used_at: Option<i64>,
+}
+
+impl Escalation {
+    /// The status people see: a pending or claimed escalation past its
+    /// expiry is `expired`.
+    pub fn shown_status(&self, now: i64) -> &str {
+        if matches!(self.status.as_str(), "pending" | "claimed") && self.expires_at <= now {
+            "expired"
+        } else {
+            &self.status
+        }
+    }
+
+    pub fn entities(&self) -> Vec<String> {
+        serde_json::from_str(&self.entities).unwrap_or_default()
+    }
+}
+
+const COLUMNS: &str = "escalation_id, team_id, gateway_id, token_id, policy, reason, model, entities, \
+    content_hash, status, claimed_by, resolved_by, note, created_at, expires_at, resolved_at, used_at";
+
+/// What the gateway records.
+#[derive(Debug, Clone)]
+pub struct NewEscalation<'a> {
+    pub team_id: &'a str,
+    pub gateway_id: &'a str,
+    pub token_id: &'a str,
+    pub policy: &'a str,
+    pub reason: &'a str,
+    pub model: &'a str,
+    pub entities: &'a [String],
+    pub content_hash: &'a str,
+    pub ttl_ms: i64,
+}
+
+pub async fn create(db: &Db, new: &NewEscalation<'_>) -> Result<Escalation> {
+    let now = now_ms();
+    let sql = format!(
+        "insert into escalation ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', \
+         null, null, null, $10, $11, null, null) returning {COLUMNS}"
+    );
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, Escalation>(&sql)
+            .bind(new_id())
+            .bind(new.team_id)
+            .bind(new.gateway_id)
+            .bind(new.token_id)
+            .bind(new.policy)
+            .bind(new.reason)
+            .bind(new.model)
+            .bind(serde_json::to_string(new.entities).unwrap_or_else(|_| "[]".to_owned()))
+            .bind(new.content_hash)
+            .bind(now)
+            .bind(now + new.ttl_ms)
+            .fetch_one(pool)
+            .await
+    })?)
+}
+
+/// Consumes an approval for a retry: true exactly once for an approved,
+/// unexpired escalation of `team_id` whose content hash matches.
+pub async fn consume(db: &Db, id: &str, team_id: &str, content_hash: &str) -> Result<bool> {
+    let n = with_pool!(db, pool => {
+        sqlx::query(
+            "update escalation set used_at = $4 where escalation_id = $1 and team_id = $2 \
+             and content_hash = $3 and status = 'approved' and used_at is null and expires_at > $4",
+        )
+        .bind(id)
+        .bind(team_id)
+        .bind(content_hash)
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(n == 1)
+}
+
+pub(crate) async fn list(
+    db: &Db,
+    team_filter: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Escalation>> {
+    let now = now_ms();
+    // `expired` and `resolved` are views over the stored statuses.
+    let (stored, expiry): (Option<Vec<&str>>, Option<bool>) = match status {
+        None => (None, None),
+        Some("pending") => (Some(vec!["pending"]), Some(false)),
+        Some("claimed") => (Some(vec!["claimed"]), Some(false)),
+        Some("expired") => (Some(vec!["pending", "claimed"]), Some(true)),
+        Some("resolved") => (Some(vec!["approved", "denied"]), None),
+        Some(other) => (Some(vec![other]), None),
+    };
+    let sql = format!(
+        "select {COLUMNS} from escalation where ($1 is null or team_id = $1) \
+         and ($2 is null or status = $2 or status = $3) \
+         and ($4 is null or ($4 = 1 and expires_at <= $5) or ($4 = 0 and expires_at > $5)) \
+         order by created_at desc limit $6"
+    );
+    let (s1, s2) = match &stored {
+        Some(v) => (v.first().copied(), v.get(1).copied().or(v.first().copied())),
+        None => (None, None),
+    };
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, Escalation>(&sql)
+            .bind(team_filter)
+            .bind(s1)
+            .bind(s2)
+            .bind(expiry.map(i64::from))
+            .bind(now)
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+pub(crate) async fn get(db: &Db, id: &str) -> Result<Option<Escalation>> {
+    let sql = format!("select {COLUMNS} from escalation where escalation_id = $1");
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, Escalation>(&sql).bind(id).fetch_optional(pool).await
+    })?)
+}
+
+/// Claims (`claimed_by` = actor) or unclaims (`None`) an open, unexpired
+/// escalation; `None` when it is not open.
+pub(crate) async fn set_claim(
+    tx: &mut Tx,
+    id: &str,
+    actor: Option<&str>,
+) -> Result<Option<Escalation>> {
+    let (to, from) = match actor {
+        Some(_) => ("claimed", "pending"),
+        None => ("pending", "claimed"),
+    };
+    let sql = format!(
+        "update escalation set status = $2, claimed_by = $3 where escalation_id = $1 \
+         and status = $4 and expires_at > $5 returning {COLUMNS}"
+    );
+    Ok(with_tx!(tx, conn => {
+        sqlx::query_as::<_, Escalation>(&sql)
+            .bind(id)
+            .bind(to)
+            .bind(actor)
+            .bind(from)
+            .bind(now_ms())
+            .fetch_optional(&mut *conn)
+            .await
+    })?)
+}
+
+pub(crate) async fn resolve(
+    tx: &mut Tx,
+    id: &str,
+    outcome: &str,
+    actor: &str,
+    note: Option<&str>,
+) -> Result<Option<Escalation>> {
+    if !matches!(outcome, "approved" | "denied") {
+        return Err(StoreError::Invalid(
+            "`outcome` must be \"approved\" or \"denied\"".to_owned(),
+        ));
+    }
+    let sql = format!(
+        "update escalation set status = $2, resolved_by = $3, note = $4, resolved_at = $5 \
+         where escalation_id = $1 and status in ('pending', 'claimed') and expires_at > $5 \
+         returning {COLUMNS}"
+    );
+    Ok(with_tx!(tx, conn => {
+        sqlx::query_as::<_, Escalation>(&sql)
+            .bind(id)
+            .bind(outcome)
+            .bind(actor)
+            .bind(note)
+            .bind(now_ms())
+            .fetch_optional(&mut *conn)
+            .await
+    })?)
+}

@@ -77,6 +77,17 @@ impl Role {
         matches!(self, Role::Admin | Role::TeamLead)
     }
 
+    /// Review escalations (claim, approve, deny): org admins for every team,
+    /// team leads for their own; members see their team's queue.
+    pub fn reviews_escalations(self) -> bool {
+        matches!(self, Role::Admin | Role::TeamLead)
+    }
+
+    /// Read the audit log: org admins (everything), team leads (their team).
+    pub fn reads_audit(self) -> bool {
+        matches!(self, Role::Admin | Role::TeamLead)
+    }
+
     /// Create, rename and archive teams, invite users, set roles, allocate
     /// credit, manage provider secrets: org admins.
     pub fn administers(self) -> bool {
@@ -144,6 +155,16 @@ pub const NAV: &[NavItem] = &[
         href: "/onboarding",
         label: "Onboarding",
         visible: Role::sees_dashboard,
+    },
+    NavItem {
+        href: "/escalations",
+        label: "Escalations",
+        visible: Role::sees_dashboard,
+    },
+    NavItem {
+        href: "/audit",
+        label: "Audit log",
+        visible: Role::reads_audit,
     },
     NavItem {
         href: "/settings",

@@ -26,9 +26,11 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 
 use crate::pages::api_reference::ApiReferencePage;
+use crate::pages::audit::AuditPage;
 use crate::pages::configs::ConfigsPage;
 use crate::pages::cost::CostPage;
 use crate::pages::dashboard::DashboardPage;
+use crate::pages::escalations::EscalationsPage;
 use crate::pages::fleet::FleetPage;
 use crate::pages::gateway::GatewayPage;
 use crate::pages::git::GitPage;
@@ -80,6 +82,8 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("gateways") view=FleetPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("gateways"), ParamSegment("id")) view=GatewayPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("onboarding") view=OnboardingPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("escalations") view=EscalationsPage ssr=SsrMode::Async />
+                <Route path=StaticSegment("audit") view=AuditPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("onboarding"), ParamSegment("id")) view=OnboardingRequestPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("cost") view=CostPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("configs") view=ConfigsPage ssr=SsrMode::Async />

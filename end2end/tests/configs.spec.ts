@@ -251,7 +251,7 @@ test('the editor lints while typing, refuses invalid content at its lines, and s
   const env = uniqueEnv();
   await kt.signIn();
   await kt.settle();
-  expect(await ui.topNavLabels()).toEqual(['Dashboard', 'Cost Center', 'Configurations', 'Git repositories', 'Settings', 'API']);
+  expect(await ui.topNavLabels()).toEqual(['Dashboard', 'Cost Center', 'Gateways', 'Configurations', 'Git repositories', 'Onboarding', 'Escalations', 'Audit log', 'Settings', 'API']);
   await ui.topNav().getByRole('link', { name: 'Configurations' }).click();
   await kt.expectPath('/configs');
   await expect(ui.heading('Configurations')).toBeVisible();
@@ -655,7 +655,7 @@ test('a team member reads configurations but cannot edit or roll back, and canno
   await kt.expectSignedOut();
 
   await ui.signInAs(email, password, '/');
-  expect(await ui.topNavLabels()).toEqual(['Dashboard', 'Cost Center', 'Configurations', 'Settings', 'API']);
+  expect(await ui.topNavLabels()).toEqual(['Dashboard', 'Cost Center', 'Gateways', 'Configurations', 'Onboarding', 'Escalations', 'Settings', 'API']);
   await ui.visit(configsPath(slug, env), 'member-configs');
   await expect(page.locator('form#pick select[name="team"] option')).toHaveText([slug]);
   await expect(page.locator('table#versions tbody tr')).toHaveCount(2);

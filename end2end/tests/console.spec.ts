@@ -39,7 +39,7 @@ test('the org admin sees every page in the navigation, with titles and breadcrum
   await ui.shot('dashboard');
 
   await expect(ui.role()).toHaveText('Org admin');
-  expect(await ui.topNavLabels()).toEqual(['Dashboard', 'Cost Center', 'Configurations', 'Git repositories', 'Settings', 'API']);
+  expect(await ui.topNavLabels()).toEqual(['Dashboard', 'Cost Center', 'Gateways', 'Configurations', 'Git repositories', 'Onboarding', 'Escalations', 'Audit log', 'Settings', 'API']);
   await expect(ui.topNav().getByRole('link', { name: 'Dashboard' })).toHaveAttribute('href', '/');
   await expect(ui.topNav().getByRole('link', { name: 'Cost Center' })).toHaveAttribute('href', '/cost');
   await expect(ui.topNav().getByRole('link', { name: 'Settings' })).toHaveAttribute('href', '/settings');
@@ -597,7 +597,7 @@ test('a team lead sees and manages only their own team', async ({ page, kt, ui, 
   await ui.signInAs(email, password, '/');
   await expect(kt.dashboardHeading()).toBeVisible();
   await expect(ui.role()).toHaveText(`Team lead · ${slugA}`);
-  expect(await ui.topNavLabels()).toEqual(['Dashboard', 'Cost Center', 'Configurations', 'Settings', 'API']);
+  expect(await ui.topNavLabels()).toEqual(['Dashboard', 'Cost Center', 'Gateways', 'Configurations', 'Onboarding', 'Escalations', 'Audit log', 'Settings', 'API']);
   await ui.shot('lead-dashboard');
 
   await ui.visit('/settings/keys', 'lead-keys');

@@ -91,6 +91,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             move || app::shell(options.clone()),
         )
         .route("/cost/export.csv", axum::routing::get(cost_csv))
+        .route("/audit/export.csv", axum::routing::get(audit_csv))
         .fallback_service(site)
         .layer(axum::middleware::from_fn(same_origin_posts))
         .layer(session_layer)
@@ -150,6 +151,61 @@ struct CsvQuery {
     range: String,
 }
 
+/// The signed-in console user of a plain (non server-function) request, or
+/// the answer to give instead: a redirect to sign in, or 503.
+async fn session_caller(
+    state: &AppState,
+    session: &tower_sessions::Session,
+) -> Result<app::auth::Caller, axum::response::Response> {
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Redirect};
+    let unavailable = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable; retry shortly",
+        )
+            .into_response()
+    };
+    let user_id = match session.get::<String>(app::auth::USER_KEY).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Err(Redirect::to("/login").into_response()),
+        Err(err) => {
+            tracing::error!(error = %err, "reading the session failed");
+            return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+    };
+    let user = match store::users::get(&state.db, &user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(Redirect::to("/login").into_response()),
+        Err(err) => {
+            tracing::error!(error = %err, "loading the user failed");
+            return Err(unavailable());
+        }
+    };
+    app::auth::caller(&state.db, user).await.map_err(|err| {
+        tracing::error!(error = %err, "loading the user's scope failed");
+        unavailable()
+    })
+}
+
+/// A CSV download (no caching: the figures are the caller's).
+fn csv_download(name: &str, body: String) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// `GET /cost/export.csv?range=…`: the Cost Center's figures as CSV, for
 /// the signed-in user's scope (a plain download, so it works without
 /// JavaScript).
@@ -158,52 +214,48 @@ async fn cost_csv(
     session: tower_sessions::Session,
     axum::extract::Query(q): axum::extract::Query<CsvQuery>,
 ) -> axum::response::Response {
-    use axum::http::{StatusCode, header};
-    use axum::response::{IntoResponse, Redirect};
-    let user_id = match session.get::<String>(app::auth::USER_KEY).await {
-        Ok(Some(id)) => id,
-        Ok(None) => return Redirect::to("/login").into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "reading the session failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let caller = match session_caller(&state, &session).await {
+        Ok(c) => c,
+        Err(answer) => return answer,
     };
-    let user = match store::users::get(&state.db, &user_id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return Redirect::to("/login").into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "loading the user failed");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database unavailable; retry shortly",
-            )
-                .into_response();
-        }
-    };
-    let result = async {
-        let caller = app::auth::caller(&state.db, user)
-            .await
-            .map_err(|e| e.to_string())?;
-        app::pages::cost::load::figures(&caller.scoped, caller.me, &q.range, None, false)
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    match result {
-        Ok(figures) => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    &format!("attachment; filename=\"kt-cost-{}.csv\"", figures.range),
-                ),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
+    match app::pages::cost::load::figures(&caller.scoped, caller.me, &q.range, None, false).await {
+        Ok(figures) => csv_download(
+            &format!("kt-cost-{}.csv", figures.range),
             app::pages::cost::load::csv(&figures),
-        )
-            .into_response(),
+        ),
         Err(err) => {
             tracing::error!(error = %err, "building the cost export failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the export failed; see the server log",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /audit/export.csv?actor=&action=&team=&since=`: the audit entries
+/// the Audit log page shows, as CSV (org admins; team leads their team's).
+async fn audit_csv(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    session: tower_sessions::Session,
+    axum::extract::Query(q): axum::extract::Query<app::pages::audit::AuditQuery>,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let caller = match session_caller(&state, &session).await {
+        Ok(c) => c,
+        Err(answer) => return answer,
+    };
+    if !caller.me.role.reads_audit() {
+        return (StatusCode::FORBIDDEN, app::access::FORBIDDEN).into_response();
+    }
+    match app::pages::audit::load::rows(&caller.scoped, &q).await {
+        Ok(rows) => csv_download("kt-audit.csv", app::pages::audit::load::csv(&rows)),
+        Err(err) => {
+            tracing::error!(error = %err, "building the audit export failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the export failed; see the server log",

@@ -867,7 +867,7 @@ impl Scoped {
         .await
     }
 
-    /// Rejects a pending request with a reason: org admins only.
+    /// Rejects a pending (or failed) request with a reason: org admins only.
     pub async fn reject_onboarding(
         &self,
         id: &str,
@@ -880,7 +880,7 @@ impl Scoped {
         }
         self.decide_onboarding(
             id,
-            &["pending"],
+            &["pending", "failed"],
             "rejected",
             "onboarding.reject",
             Some(reason.trim()),

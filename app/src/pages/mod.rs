@@ -1,9 +1,11 @@
 //! The console's pages, one module each.
 
 pub mod api_reference;
+pub mod audit;
 pub mod configs;
 pub mod cost;
 pub mod dashboard;
+pub mod escalations;
 pub mod fleet;
 pub mod gateway;
 pub mod git;

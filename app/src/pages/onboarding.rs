@@ -233,7 +233,7 @@ fn check(form: &FormDraft, templates: &[String]) -> Vec<(String, String)> {
     if form.use_case.len() > 2000 {
         fail("use_case", "At most 2000 characters.".to_owned());
     }
-    if !templates.iter().any(|t| *t == form.template) {
+    if !templates.contains(&form.template) {
         fail(
             "template",
             format!("Choose one of {}.", templates.join(", ")),
@@ -425,7 +425,9 @@ pub async fn load_request(id: String) -> Result<RequestData, ServerFnError> {
         .get_onboarding(&id)
         .await
         .map_err(|e| ServerFnError::new(crate::auth::explain(e)))?;
-    let key = if r.status == "ready" || r.status == "failed" || r.key_sealed.is_some() {
+    // Handed out once the pipeline has finished, so that the page showing
+    // it does not refresh itself away (it refreshes while provisioning).
+    let key = if r.status == "ready" || r.status == "failed" {
         st.provision
             .take_key(&caller.scoped, &id)
             .await
@@ -537,7 +539,7 @@ pub fn OnboardingPage() -> impl IntoView {
                             </div>
                             <div class="field" class:invalid=f.error("team_slug").is_some() data-field="team_slug">
                                 <label for="f-team_slug">"Slug"</label>
-                                <input id="f-team_slug" name="team_slug" value=f.team_slug.clone() required maxlength="40" pattern="[a-z0-9][a-z0-9-]*" placeholder="payments" />
+                                <input id="f-team_slug" name="team_slug" value=f.team_slug.clone() required maxlength="40" pattern="[a-z]([a-z0-9\\-]*[a-z0-9])?" placeholder="payments" />
                                 <p class="muted small">"Lowercase letters, digits and -; names the team's gateway and configs."</p>
                                 {problem(&f, "team_slug")}
                             </div>

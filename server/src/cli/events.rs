@@ -15,16 +15,15 @@
 //!   `--json`: one compact JSON object per line (JSON Lines).
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::Failure;
+pub use super::api::{ApiArgs, DEFAULT_API_URL};
+use super::api::{ApiFailure, Client, emit, resolve_team, to_json};
 
-/// Where the API is when neither `--api-url` nor `KT_API_URL` says.
-pub const DEFAULT_API_URL: &str = "http://127.0.0.1:3000";
 /// Events `kt events list` shows unless `--limit` says otherwise.
 const DEFAULT_LIST_LIMIT: u32 = 100;
 /// Most events one API call returns (`store::events::MAX_LIST_LIMIT`).
@@ -47,17 +46,6 @@ pub enum EventsCommand {
     List(ListArgs),
     /// The most recent events, then each new one as it arrives, until Ctrl-C.
     Tail(TailArgs),
-}
-
-/// Where the control-plane API is and how to authenticate.
-#[derive(Debug, Clone, Args)]
-pub struct ApiArgs {
-    /// Base URL of `kt serve`.
-    #[arg(long, env = "KT_API_URL", default_value = DEFAULT_API_URL)]
-    pub api_url: String,
-    /// An API access token (kt_ak_…); create one with `kt admin create-token`.
-    #[arg(long, env = "KT_API_TOKEN", hide_env_values = true)]
-    pub api_token: Option<String>,
 }
 
 /// Filters shared by `list` and `tail`.
@@ -148,168 +136,7 @@ fn parse_interval(value: &str) -> Result<Duration, String> {
 }
 
 // ---------------------------------------------------------------------------
-// API client
-
-/// Why an API call failed.
-#[derive(Debug)]
-enum ApiFailure {
-    /// Nothing answered (or not in time), or the server failed (5xx): may pass.
-    Unavailable(String),
-    /// Any other answer that is not what was asked for.
-    Refused(String),
-}
-
-impl ApiFailure {
-    fn message(&self) -> &str {
-        match self {
-            ApiFailure::Unavailable(m) | ApiFailure::Refused(m) => m,
-        }
-    }
-}
-
-impl From<ApiFailure> for Failure {
-    fn from(err: ApiFailure) -> Self {
-        match err {
-            ApiFailure::Unavailable(m) | ApiFailure::Refused(m) => {
-                Failure::Runtime(anyhow::Error::msg(m))
-            }
-        }
-    }
-}
-
-struct Client {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Client {
-    /// Checks the URL and the token (invalid input when missing or malformed).
-    fn new(api: &ApiArgs) -> Result<Client, Failure> {
-        let base = api.api_url.trim().trim_end_matches('/').to_owned();
-        match reqwest::Url::parse(&base) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-            _ => {
-                return Err(Failure::Invalid(format!(
-                    "error: --api-url / KT_API_URL `{}` is not an http(s) URL: give the address of `kt serve`, e.g. {DEFAULT_API_URL}",
-                    api.api_url
-                )));
-            }
-        }
-        let token = api
-            .api_token
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Failure::Invalid(
-                    "error: no API token: set KT_API_TOKEN (or --api-token) to an access token (kt_ak_…); an org admin creates one with `kt admin create-token --name NAME`"
-                        .to_owned(),
-                )
-            })?
-            .to_owned();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot set up an HTTP client: {e}")))?;
-        Ok(Client { base, token, http })
-    }
-
-    /// `GET {base}{path}?query` → the `data` list of the answer.
-    async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, ApiFailure> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
-            .query(query)
-            .send()
-            .await
-            .map_err(|e| {
-                ApiFailure::Unavailable(format!(
-                    "cannot reach the kt API at {}: {}; is `kt serve` running? set KT_API_URL (or --api-url) to its address",
-                    self.base,
-                    error_chain(&e)
-                ))
-            })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| {
-            ApiFailure::Unavailable(format!(
-                "the kt API at {} broke off its answer to GET {path}: {}",
-                self.base,
-                error_chain(&e)
-            ))
-        })?;
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let api_message = body
-            .as_ref()
-            .and_then(|b| b["error"]["message"].as_str())
-            .map(str::to_owned);
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            let said = api_message.map_or(String::new(), |m| format!("; {} said: {m}", self.base));
-            return Err(ApiFailure::Refused(format!(
-                "the API refused the token (401): set KT_API_TOKEN to a kt_ak_… token (`kt admin create-token`){said}"
-            )));
-        }
-        if !status.is_success() {
-            let detail = match api_message {
-                Some(m) => m,
-                None => format!(
-                    "the answer is not the kt API's; is {} the address of `kt serve`? (KT_API_URL)",
-                    self.base
-                ),
-            };
-            let message = format!(
-                "the kt API at {} answered {status} to GET {path}: {detail}",
-                self.base
-            );
-            return Err(if status.is_server_error() {
-                ApiFailure::Unavailable(message)
-            } else {
-                ApiFailure::Refused(message)
-            });
-        }
-        match body {
-            Some(Value::Object(mut map)) => match map.remove("data") {
-                Some(Value::Array(items)) => Ok(items),
-                _ => Err(self.not_kt(path)),
-            },
-            _ => Err(self.not_kt(path)),
-        }
-    }
-
-    fn not_kt(&self, path: &str) -> ApiFailure {
-        ApiFailure::Refused(format!(
-            "the server at {} answered GET {path} with something other than the kt API's list (`{{\"data\": […]}}`): is it `kt serve`? (KT_API_URL)",
-            self.base
-        ))
-    }
-
-    /// The teams this token sees: id → slug.
-    async fn team_slugs(&self) -> Result<HashMap<String, String>, ApiFailure> {
-        let teams = self.list("/v1/teams", &[]).await?;
-        Ok(teams
-            .iter()
-            .filter_map(|t| Some((t["id"].as_str()?.to_owned(), t["slug"].as_str()?.to_owned())))
-            .collect())
-    }
-}
-
-/// `err: its cause: its cause…`, as reqwest's own message names only the URL.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+// Query
 
 /// The query for `GET /v1/events`, with `--team` resolved to a team id.
 struct Query {
@@ -337,27 +164,6 @@ impl Query {
     }
 }
 
-/// Resolves `--team SLUG` (a team id is accepted too) against the teams the
-/// token sees.
-fn resolve_team(slug: &str, slugs: &HashMap<String, String>) -> Result<String, Failure> {
-    if let Some((id, _)) = slugs.iter().find(|(_, s)| s.as_str() == slug) {
-        return Ok(id.clone());
-    }
-    if slugs.contains_key(slug) {
-        return Ok(slug.to_owned());
-    }
-    let mut known: Vec<&str> = slugs.values().map(String::as_str).collect();
-    known.sort_unstable();
-    let known = match known.len() {
-        0 => "this token sees no team".to_owned(),
-        n if n <= 10 => format!("teams: {}", known.join(", ")),
-        n => format!("{n} teams, e.g. {}", known[..10].join(", ")),
-    };
-    Err(Failure::Invalid(format!(
-        "error: --team {slug}: no team with slug `{slug}` ({known}); `kt` has no team listing command: list teams with GET /v1/teams"
-    )))
-}
-
 /// Checks the flags and connects what `list` and `tail` share: the client,
 /// the query, and the team slugs (fetched when `need_slugs` or `--team`).
 async fn prepare(
@@ -374,7 +180,7 @@ async fn prepare(
     let team_id = filters
         .team
         .as_deref()
-        .map(|slug| resolve_team(slug.trim(), &slugs))
+        .map(|slug| resolve_team("--team", slug.trim(), &slugs))
         .transpose()?;
     let query = Query {
         gateway: filters.gateway.clone(),
@@ -527,26 +333,6 @@ fn table(events: &[Value], slugs: &HashMap<String, String>) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Writes `text` to stdout. `Ok(false)` when stdout is closed (e.g. piped
-/// into `head`): the caller stops quietly.
-fn emit(text: &str) -> Result<bool, Failure> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(Failure::Runtime(anyhow::anyhow!("writing to stdout: {e}"))),
-    }
-}
-
-fn to_json(value: &Value, pretty: bool) -> Result<String, Failure> {
-    let text = if pretty {
-        serde_json::to_string_pretty(value)
-    } else {
-        serde_json::to_string(value)
-    };
-    text.map_err(|e| Failure::Runtime(anyhow::anyhow!("encoding JSON: {e}")))
 }
 
 // ---------------------------------------------------------------------------

@@ -2,12 +2,17 @@
 //! failure, 2 invalid input.
 
 pub mod admin;
+pub mod api;
 pub mod demo;
 pub mod doctor;
 pub mod events;
 pub mod gateway;
 pub mod lint;
+pub mod onboard;
 pub mod serve;
+pub mod teams;
+pub mod tokens;
+pub mod wallets;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +44,18 @@ pub enum Command {
     /// Request events through the control-plane API.
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Teams (tenants) through the control-plane API.
+    #[command(subcommand)]
+    Teams(teams::TeamsCommand),
+    /// Gateway keys and API access tokens through the control-plane API.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
+    /// Team wallets (credit and spend) through the control-plane API.
+    #[command(subcommand)]
+    Wallets(wallets::WalletsCommand),
+    /// Self-service onboarding: request, approve (provision), reject, manifests.
+    #[command(subcommand)]
+    Onboard(onboard::OnboardCommand),
 }
 
 /// How a command failed.
@@ -70,6 +87,10 @@ impl Cli {
             Command::Demo(args) => demo::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Events(cmd) => events::run(cmd).await,
+            Command::Teams(cmd) => teams::run(cmd).await,
+            Command::Tokens(cmd) => tokens::run(cmd).await,
+            Command::Wallets(cmd) => wallets::run(cmd).await,
+            Command::Onboard(cmd) => onboard::run(cmd).await,
         }
     }
 }

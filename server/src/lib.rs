@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod console;
 pub mod http;
+pub mod notify;
 pub mod session_store;
 pub mod settings;
 

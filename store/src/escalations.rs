@@ -74,7 +74,8 @@ pub async fn create(db: &Db, new: &NewEscalation<'_>) -> Result<Escalation> {
         "insert into escalation ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', \
          null, null, null, $10, $11, null, null) returning {COLUMNS}"
     );
-    Ok(with_pool!(db, pool => {
+    let mut tx = db.begin().await?;
+    let e = with_tx!(tx, conn => {
         sqlx::query_as::<_, Escalation>(&sql)
             .bind(new_id())
             .bind(new.team_id)
@@ -87,9 +88,25 @@ pub async fn create(db: &Db, new: &NewEscalation<'_>) -> Result<Escalation> {
             .bind(new.content_hash)
             .bind(now)
             .bind(now + new.ttl_ms)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await
-    })?)
+    })?;
+    crate::webhooks::enqueue(
+        &mut tx,
+        "escalation.created",
+        serde_json::json!({
+            "escalation_id": e.escalation_id,
+            "team_id": e.team_id,
+            "policy": e.policy,
+            "reason": e.reason,
+            "model": e.model,
+            "entities": e.entities(),
+            "expires_at": crate::format_ms(e.expires_at),
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(e)
 }
 
 /// Consumes an approval for a retry: true exactly once for an approved,

@@ -27,6 +27,7 @@ pub mod teams;
 pub mod testing;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

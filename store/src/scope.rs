@@ -319,6 +319,19 @@ impl Scoped {
         self.get_team(new.team_id).await?;
         let mut tx = self.db.begin().await?;
         let version = configs::add(&mut tx, new, &self.actor).await?;
+        crate::webhooks::enqueue(
+            &mut tx,
+            "config.deployed",
+            json!({
+                "team_id": new.team_id,
+                "environment": version.environment,
+                "version": version.version,
+                "content_hash": version.content_hash,
+                "source": version.source,
+                "author": self.actor,
+            }),
+        )
+        .await?;
         self.commit_audited(
             tx,
             Some(new.team_id),
@@ -1000,6 +1013,19 @@ impl Scoped {
                 before.shown_status(crate::now_ms())
             )));
         };
+        crate::webhooks::enqueue(
+            &mut tx,
+            "escalation.resolved",
+            json!({
+                "escalation_id": e.escalation_id,
+                "team_id": e.team_id,
+                "policy": e.policy,
+                "outcome": e.status,
+                "resolved_by": e.resolved_by,
+                "note": e.note,
+            }),
+        )
+        .await?;
         self.commit_audited(
             tx,
             Some(&e.team_id),
@@ -1010,6 +1036,87 @@ impl Scoped {
         )
         .await?;
         Ok(e)
+    }
+
+    /// Adds a webhook (org admins); `secret_sealed` is its HMAC key, sealed.
+    pub async fn create_webhook(
+        &self,
+        url: &str,
+        events: &[String],
+        secret_sealed: &str,
+    ) -> Result<crate::webhooks::Webhook> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let mut tx = self.db.begin().await?;
+        let hook =
+            crate::webhooks::create(&mut tx, url, events, secret_sealed, &self.actor).await?;
+        self.commit_audited(
+            tx,
+            None,
+            "webhook.create",
+            ("webhook", &hook.webhook_id),
+            None,
+            Some(json!({"url": hook.url, "events": events, "secret": "***"})),
+        )
+        .await?;
+        Ok(hook)
+    }
+
+    /// The webhooks (org admins).
+    pub async fn list_webhooks(&self) -> Result<Vec<crate::webhooks::Webhook>> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        crate::webhooks::list(&self.db).await
+    }
+
+    /// One webhook and its latest deliveries (org admins).
+    pub async fn webhook_deliveries(
+        &self,
+        id: &str,
+        limit: i64,
+    ) -> Result<(crate::webhooks::Webhook, Vec<crate::webhooks::Delivery>)> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let hook = crate::webhooks::get(&self.db, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let deliveries = crate::webhooks::deliveries(&self.db, id, limit).await?;
+        Ok((hook, deliveries))
+    }
+
+    /// Removes a webhook (org admins).
+    pub async fn delete_webhook(&self, id: &str) -> Result<()> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        let hook = crate::webhooks::get(&self.db, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut tx = self.db.begin().await?;
+        crate::webhooks::delete(&mut tx, id).await?;
+        self.commit_audited(
+            tx,
+            None,
+            "webhook.delete",
+            ("webhook", id),
+            Some(json!({"url": hook.url, "events": hook.events()})),
+            None,
+        )
+        .await
+    }
+
+    /// Queues a test delivery to a webhook (org admins).
+    pub async fn test_webhook(&self, id: &str) -> Result<String> {
+        if self.scope != Scope::Org {
+            return Err(StoreError::Forbidden);
+        }
+        crate::webhooks::get(&self.db, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        crate::webhooks::enqueue_test(&self.db, id, &self.actor).await
     }
 
     /// Adds a price version to the catalog: org admins only.

@@ -51,8 +51,13 @@ pub async fn bind(
         .start()
         .await
         .context("seeding the onboarding templates")?;
-    // Linked Git repositories are polled for as long as the process runs.
+    // Linked Git repositories are polled, and webhook deliveries sent, for as
+    // long as the process runs.
     tokio::spawn(git.clone().poll_forever());
+    tokio::spawn(crate::notify::deliver_forever(
+        db.clone(),
+        master_key.clone(),
+    ));
     let state = AppState {
         db,
         master_key,

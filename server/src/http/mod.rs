@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod teams;
 pub mod tokens;
 pub mod wallets;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::State;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .merge(git_repos::router())
         .merge(onboarding::router())
         .merge(escalations::router())
+        .merge(webhooks::router())
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such API endpoint; see SPEC §6 for the /v1 paths".to_owned(),

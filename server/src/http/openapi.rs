@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::ErrorBody;
 use super::{
     audit, configs, escalations, events, gateways, git_repos, onboarding, prices, secrets, teams,
-    tokens, wallets,
+    tokens, wallets, webhooks,
 };
 
 /// The name of the bearer-token security scheme in the document.
@@ -69,6 +69,11 @@ pub const WEBHOOK_SIGNATURE: &str = "webhook_signature";
         git_repos::sync_repo,
         git_repos::unlink_repo,
         git_repos::push_webhook,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
+        webhooks::test_webhook,
         escalations::list_escalations,
         escalations::get_escalation,
         escalations::claim_escalation,

@@ -4,7 +4,8 @@
 //! `X-Kt-Event` and the delivery id in `X-Kt-Delivery`. A delivery that does
 //! not get a 2xx answer is retried with back-off (1 s, 2 s, 4 s, … at most
 //! 5 minutes) up to `store::webhooks::MAX_ATTEMPTS` times; every attempt's
-//! result is recorded for the deliveries log.
+//! result is recorded for the deliveries log. [`watch_forever`] turns gateway
+//! health changes and budget thresholds into events.
 
 use std::time::Duration;
 
@@ -109,4 +110,122 @@ async fn send(
         .await
         .map_err(|e| format!("cannot reach {}: {e}", hook.url))?;
     Ok(answer.status().as_u16())
+}
+
+/// How often gateway health and budgets are checked for notifications.
+const WATCH_EVERY: Duration = Duration::from_secs(5);
+
+/// The level a use reached: 0, 80 or 100 (% of `limit`).
+fn level(used: i64, limit: i64) -> u8 {
+    if limit <= 0 {
+        return 0;
+    }
+    let pct = i128::from(used) * 100 / i128::from(limit);
+    if pct >= 100 {
+        100
+    } else if pct >= 80 {
+        80
+    } else {
+        0
+    }
+}
+
+/// Notifies `gateway.health_changed` (healthy / stale / down, from
+/// heartbeats) and `budget.threshold` (80 % and 100 % of a team's monthly
+/// `cost_limit` and of its wallet), each change once across replicas.
+pub async fn watch_forever(db: store::Db) {
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = watch_once(&db).await {
+            tracing::warn!(error = %err, "checking health and budgets for notifications failed");
+        }
+    }
+}
+
+async fn watch_once(db: &store::Db) -> store::Result<()> {
+    use serde_json::json;
+    use store::webhooks::notify_on_change;
+    let org = db.scoped(store::Scope::Org).acting_as("kt");
+    let now = store::now_ms();
+    let gateways = org.list_gateways().await?;
+    for g in &gateways {
+        let status = g.status(now);
+        notify_on_change(
+            db,
+            &format!("gateway:{}", g.gateway_id),
+            status,
+            "gateway.health_changed",
+            |old| {
+                old.map(|from| {
+                    json!({"gateway_id": g.gateway_id, "name": g.name, "teams": g.teams,
+                           "from": from, "to": status, "address": g.address})
+                })
+            },
+        )
+        .await?;
+    }
+    let month = store::month_start_ms(now);
+    let spend = org
+        .spend_by(
+            &store::rollups::RollupFilter {
+                since_ms: month,
+                gateway_id: None,
+                team_id: None,
+                daily: true,
+            },
+            store::rollups::SpendBy::Team,
+        )
+        .await?;
+    for team in org.list_teams().await? {
+        if team.archived_at.is_some() {
+            continue;
+        }
+        let spent = spend
+            .iter()
+            .find(|s| s.key == team.team_id)
+            .map_or(0, |s| s.cost_micros);
+        let cost_limit = gateways
+            .iter()
+            .filter(|g| g.teams == team.team_id)
+            .filter_map(|g| g.cost_limit_micros)
+            .filter(|l| *l > 0)
+            .min();
+        let balance = org.wallet_balance(&team.team_id).await?;
+        let wallet = balance
+            .wallet
+            .as_ref()
+            .map(|w| (w.spent_micros + balance.reserved_micros, w.allocated_micros));
+        for (kind, used_limit) in [
+            ("cost_limit", cost_limit.map(|l| (spent, l))),
+            ("wallet", wallet),
+        ] {
+            let Some((used, limit)) = used_limit else {
+                continue;
+            };
+            let now_level = level(used, limit);
+            let key = format!("budget:{}:{kind}:{month}", team.team_id);
+            notify_on_change(db, &key, &now_level.to_string(), "budget.threshold", |old| {
+                let before = old.and_then(|o| o.parse::<u8>().ok()).unwrap_or(0);
+                (now_level > before).then(|| {
+                    json!({"team_id": team.team_id, "team": team.slug, "budget": kind,
+                           "threshold_percent": now_level, "used_micros": used, "limit_micros": limit})
+                })
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn levels_are_80_and_100_percent() {
+        assert_eq!(super::level(79, 100), 0);
+        assert_eq!(super::level(80, 100), 80);
+        assert_eq!(super::level(100, 100), 100);
+        assert_eq!(super::level(5, 0), 0);
+    }
 }

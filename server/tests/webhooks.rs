@@ -2,7 +2,8 @@
 //! and PostgreSQL, with a receiver in the test: deliveries are signed
 //! (verified here with the secret), retried with back-off after the
 //! receiver fails, listed with their results, sent only for subscribed
-//! events, and the "send test" delivery arrives.
+//! events, a budget threshold is notified once crossed, and the "send
+//! test" delivery arrives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -176,9 +177,14 @@ async fn webhooks(db: &TestDatabase) {
     assert_eq!(configs.status, 201, "[{b}] {configs}");
 
     // --- A deployment notifies both; the first attempt fails and is retried.
+    // Escalate emails; a monthly cap of one micro-dollar that only warns,
+    // so that the first answered request crosses it.
     let config = policies_config(
         &s.standin,
-        &["  - name: pii-review\n    type: pii_detection\n    action: escalate\n    entities: [email]\n".to_owned()],
+        &[
+            "  - name: pii-review\n    type: pii_detection\n    action: escalate\n    entities: [email]\n".to_owned(),
+            "  - name: cap\n    type: cost_limit\n    monthly_limit: 0.000001\n    action: warn\n".to_owned(),
+        ],
     );
     let r = s
         .admin
@@ -241,7 +247,7 @@ async fn webhooks(db: &TestDatabase) {
 
     // --- An escalation reaches only the webhook subscribed to it.
     let file = s.install.write_config("eng", &config);
-    let gw = s.install.gateway(&file, &[]).await;
+    let gw = s.install.gateway(&file, &["--team", "eng"]).await;
     let r = chat(
         &gw.url,
         Some(&eng.key),
@@ -274,6 +280,28 @@ async fn webhooks(db: &TestDatabase) {
         !String::from_utf8_lossy(&created[0].body).contains("ada@example.com"),
         "[{b}] no prompt text"
     );
+
+    // --- Budget threshold: the cap is crossed by one answered request.
+    let r = chat(&gw.url, Some(&eng.key), &chat_body("gpt-4o", "hello")).await;
+    assert_eq!(r.status, 200, "[{b}] {r}");
+    wait_for(&got, "budget.threshold", |all| {
+        all.iter().any(|r| r.event == "budget.threshold")
+    })
+    .await;
+    let threshold: Value = {
+        let all = got.lock().unwrap();
+        let r = all.iter().find(|r| r.event == "budget.threshold").unwrap();
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    assert_eq!(
+        threshold["data"]["budget"], "cost_limit",
+        "[{b}] {threshold}"
+    );
+    assert_eq!(
+        threshold["data"]["threshold_percent"], 100,
+        "[{b}] {threshold}"
+    );
+    assert_eq!(threshold["data"]["team"], "eng", "[{b}] {threshold}");
 
     // --- "Send test".
     let r = s

@@ -256,3 +256,60 @@ pub async fn deliveries(db: &Db, webhook_id: &str, limit: i64) -> Result<Vec<Del
             .await
     })?)
 }
+
+/// Moves the watched value `key` to `value`. When it changed (of several
+/// replicas, for exactly one), `data(old)` decides what to notify: `Some`
+/// enqueues `event` with it, in the same transaction as the new value.
+/// Returns whether this caller recorded a change.
+pub async fn notify_on_change(
+    db: &Db,
+    key: &str,
+    value: &str,
+    event: &str,
+    data: impl FnOnce(Option<&str>) -> Option<Value>,
+) -> Result<bool> {
+    let seen: Option<String> = with_pool!(db, pool => {
+        sqlx::query_scalar("select value from notification_state where key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await
+    })?;
+    if seen.as_deref() == Some(value) {
+        // The common case: nothing changed, no write (no lock) at all.
+        return Ok(false);
+    }
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let changed = with_tx!(tx, conn => {
+        match &seen {
+            None => sqlx::query(
+                "insert into notification_state (key, value, updated_at) values ($1, $2, $3) \
+                 on conflict (key) do nothing",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()),
+            Some(old) => sqlx::query(
+                "update notification_state set value = $2, updated_at = $3 where key = $1 and value = $4",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(now)
+            .bind(old)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()),
+        }
+    })?;
+    if changed != 1 {
+        return Ok(false);
+    }
+    if let Some(data) = data(seen.as_deref()) {
+        enqueue(&mut tx, event, data).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}

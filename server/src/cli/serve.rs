@@ -58,6 +58,7 @@ pub async fn bind(
         db.clone(),
         master_key.clone(),
     ));
+    tokio::spawn(crate::notify::watch_forever(db.clone()));
     let state = AppState {
         db,
         master_key,

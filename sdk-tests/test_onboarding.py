@@ -1,8 +1,8 @@
 """Onboarding with the official OpenAI SDK (SPEC §9): an API request for a new team, an
 admin's approval (the pipeline starts the team's own gateway through `kt serve`'s local
 runner), then the unchanged SDK answered through that gateway with the key from the
-approval. In `kt demo`, onboarded teams reach the demo provider through the organisation's
-OpenAI connection (the bundled demo gateway). Also validates Kubernetes manifests: the ones
+approval. In `kt demo`, onboarded teams reach the built-in demo provider through the
+organisation's OpenAI connection. Also validates Kubernetes manifests: the ones
 kt renders for the new tenant and kt's own deploy/kubernetes/, against the Kubernetes JSON
 schemas (kubernetes-validate, strict: unknown fields fail)."""
 

@@ -200,6 +200,11 @@ pub const SETTINGS: &[NavItem] = &[
         label: "Provider secrets",
         visible: Role::administers,
     },
+    NavItem {
+        href: "/settings/webhooks",
+        label: "Webhooks",
+        visible: Role::administers,
+    },
 ];
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ use crate::pages::settings::keys::KeysPage;
 use crate::pages::settings::secrets::SecretsPage;
 use crate::pages::settings::teams::TeamsPage;
 use crate::pages::settings::users::UsersPage;
+use crate::pages::settings::webhooks::WebhooksPage;
 
 /// The name of the wasm/JS/CSS bundle under `/pkg` (see scripts/build-site.sh).
 pub const OUTPUT_NAME: &str = "kt";
@@ -93,6 +94,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("settings"), StaticSegment("teams")) view=TeamsPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("settings"), StaticSegment("users")) view=UsersPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("settings"), StaticSegment("secrets")) view=SecretsPage ssr=SsrMode::Async />
+                <Route path=(StaticSegment("settings"), StaticSegment("webhooks")) view=WebhooksPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("api-reference") view=ApiReferencePage ssr=SsrMode::Async />
             </Routes>
         </Router>

@@ -65,7 +65,7 @@ test('the org admin sees every page in the navigation, with titles and breadcrum
   await expect(page).toHaveTitle('Keys · Settings · kt');
   await expect(ui.crumbs().getByRole('link', { name: 'Settings' })).toHaveAttribute('href', '/settings');
   await expect(ui.crumbs().locator('li[aria-current="page"]')).toHaveText('Keys');
-  expect(await ui.settingsTabLabels()).toEqual(['Keys', 'Teams and members', 'Users', 'Provider secrets']);
+  expect(await ui.settingsTabLabels()).toEqual(['Keys', 'Teams and members', 'Users', 'Provider secrets', 'Webhooks']);
   await kt.settle();
   await ui.shot('settings-keys');
 
@@ -79,6 +79,7 @@ test('the org admin sees every page in the navigation, with titles and breadcrum
     ['Teams and members', '/settings/teams', 'Teams · Settings · kt', 'Teams and members'],
     ['Users', '/settings/users', 'Users · Settings · kt', 'Users'],
     ['Provider secrets', '/settings/secrets', 'Provider secrets · Settings · kt', 'Provider secrets'],
+    ['Webhooks', '/settings/webhooks', 'Webhooks · Settings · kt', 'Webhooks'],
   ] as const) {
     await ui.settingsTabs().getByRole('link', { name: tab }).click();
     await kt.expectPath(path);

@@ -20,8 +20,9 @@ import {
 // gateway, then a new configuration version whose `pii_detection` policy escalates prompts
 // carrying an email address (the gateway switches to it within seconds). Templates are not used
 // for this: they cannot be deleted, and the onboarding tests expect only the shipped ones.
-// A held request answers 409 with an escalation id; the console lists it for the team's reviewers (never the prompt), who
-// claim, approve or deny it; an approved request passes once when resent with X-Escalation-Id.
+// A held request answers 409 with an escalation id; the console lists it for the team's
+// reviewers (never the prompt), who claim, approve or deny it; an approved request passes once
+// when resent with X-Escalation-Id.
 // Every claim and decision is in the audit log, which filters and exports as CSV.
 
 /** A page answered 403 shows up in Chromium's console as a failed resource load. */
@@ -30,7 +31,7 @@ const FAILED_LOAD = /Failed to load resource: the server responded with a status
 /** How the console records the demo admin's changes. */
 const ADMIN_ACTOR = `${ADMIN_EMAIL} (console)`;
 
-/** The policy in the template that holds prompts with an email address. */
+/** The policy of the team's configuration that holds prompts with an email address. */
 const POLICY = 'pii-review';
 const REASON = 'pii_detected:email';
 const MODEL = 'gpt-4o-mini';

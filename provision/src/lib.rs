@@ -158,10 +158,23 @@ impl Provisioner {
     }
 
     /// Approves a request (pending, or failed: a retry) as `scoped` (an org
-    /// admin) and runs the pipeline to its end.
-    pub async fn approve(&self, scoped: &Scoped, id: &str) -> Result<Outcome, StoreError> {
+    /// admin) and runs the pipeline to its end. The pipeline runs in its own
+    /// task: a caller that goes away does not stop it half-way.
+    pub async fn approve(
+        self: &Arc<Self>,
+        scoped: &Scoped,
+        id: &str,
+    ) -> Result<Outcome, StoreError> {
         let approved = scoped.approve_onboarding(id).await?;
-        Ok(self.run(approved).await)
+        let this = self.clone();
+        let owned = id.to_owned();
+        match tokio::spawn(async move { this.run(approved).await }).await {
+            Ok(outcome) => Ok(outcome),
+            Err(err) => {
+                tracing::error!(error = %err, request = %owned, "the provisioning pipeline failed");
+                Ok(self.outcome(&owned, None).await)
+            }
+        }
     }
 
     /// Approves, and runs the pipeline in the background (the console shows

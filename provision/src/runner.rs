@@ -157,14 +157,25 @@ impl LocalRunner {
                 }
             };
             let mut children = self.children.lock().await;
-            // Archived teams: stop their gateways.
+            // Archived teams: stop their gateways. (A gateway missing from
+            // `wanted` may just have been started for a request that became
+            // ready after the list was read: only the team's state decides.)
             let names: Vec<String> = children.keys().cloned().collect();
             for name in names {
-                if !wanted
+                if wanted
                     .iter()
                     .any(|r| r.gateway_name.as_deref() == Some(name.as_str()))
-                    && let Some(mut m) = children.remove(&name)
                 {
+                    continue;
+                }
+                let Some(slug) = children.get(&name).map(|m| m.slug.clone()) else {
+                    continue;
+                };
+                let archived = matches!(
+                    store::teams::by_slug(&db, &slug).await,
+                    Ok(Some(team)) if team.archived_at.is_some()
+                );
+                if archived && let Some(mut m) = children.remove(&name) {
                     tracing::info!(gateway = %name, team = %m.slug, "team archived: stopping its gateway");
                     let _ = m.child.kill().await;
                 }

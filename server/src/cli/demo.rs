@@ -88,7 +88,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     )
     .await?;
     let gateway_url = format!("http://{}", gateway.addr);
-    demo_provider_default(&org, &master_key, &gateway_url, &key)
+    let upstream = demo_upstream()
+        .await
+        .context("starting the demo provider for onboarded teams")?;
+    demo_provider_default(&org, &master_key, &upstream)
         .await
         .context("connecting onboarded teams to the demo provider")?;
     let console = super::serve::bind(db, master_key, &args.db, "local", &args.addr).await?;
@@ -116,37 +119,87 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Makes the bundled demo gateway the organisation's OpenAI connection when
-/// there is none, so teams onboarded in the demo (their templates use the
-/// organisation's connections) get answers without a vendor key: their
-/// gateways forward to the demo gateway, which answers with the demo
-/// provider. A real OpenAI default set by an admin is left alone.
+/// Serves the built-in demo provider over HTTP on a free loopback port
+/// (OpenAI `POST /v1/chat/completions` and Anthropic `POST /v1/messages`,
+/// streaming included), for the gateways of teams onboarded in the demo.
+/// It is an upstream, not a gateway: it applies no team's policies. Returns
+/// its base URL (`http://127.0.0.1:PORT/v1`).
+async fn demo_upstream() -> anyhow::Result<String> {
+    use axum::body::{Body, Bytes};
+    use axum::response::{IntoResponse, Response};
+    use gateway::providers::{Answer, demo};
+    fn respond(answer: Answer) -> Response {
+        match answer {
+            Answer::Complete { status, body } => {
+                (status, [("content-type", "application/json")], body).into_response()
+            }
+            Answer::Stream { status, body } => (
+                status,
+                [("content-type", "text/event-stream")],
+                Body::from_stream(body),
+            )
+                .into_response(),
+        }
+    }
+    fn parse(body: &Bytes) -> (serde_json::Value, bool) {
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let stream = value.get("stream").and_then(serde_json::Value::as_bool) == Some(true);
+        (value, stream)
+    }
+    let app = axum::Router::new()
+        .route(
+            "/v1/chat/completions",
+            axum::routing::post(|body: Bytes| async move {
+                let (v, stream) = parse(&body);
+                respond(demo::chat(&v, stream))
+            }),
+        )
+        .route(
+            "/v1/messages",
+            axum::routing::post(|body: Bytes| async move {
+                let (v, stream) = parse(&body);
+                respond(demo::messages(&v, stream))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, "the demo provider stopped");
+        }
+    });
+    Ok(format!("http://{addr}/v1"))
+}
+
+/// Makes the demo provider the organisation's OpenAI and Anthropic
+/// connection when there is none, so teams onboarded in the demo (their
+/// templates use the organisation's connections) get demo answers without a
+/// vendor key. A real default set by an admin is left alone.
 async fn demo_provider_default(
     org: &store::Scoped,
     master_key: &store::crypto::MasterKey,
-    gateway_url: &str,
-    key: &str,
+    upstream: &str,
 ) -> anyhow::Result<()> {
     let org = org.clone().acting_as("kt demo");
     let existing = org.list_providers().await?;
-    if existing
-        .iter()
-        .any(|p| p.kind == "openai" && p.secret_name.as_deref() != Some(DEMO_SECRET))
-    {
-        return Ok(());
+    // The demo provider checks no key; the targets want one to send.
+    org.put_secret(master_key, DEMO_SECRET, None, "demo-provider-needs-no-key")
+        .await?;
+    for kind in ["openai", "anthropic"] {
+        if existing
+            .iter()
+            .any(|p| p.kind == kind && p.secret_name.as_deref() != Some(DEMO_SECRET))
+        {
+            continue;
+        }
+        org.set_provider(kind, Some(upstream), Some(DEMO_SECRET))
+            .await?;
     }
-    org.put_secret(master_key, DEMO_SECRET, None, key).await?;
-    org.set_provider(
-        "openai",
-        Some(&format!("{gateway_url}/v1")),
-        Some(DEMO_SECRET),
-    )
-    .await?;
     Ok(())
 }
 
-/// The secret holding the demo gateway's key, for onboarded teams' gateways.
-const DEMO_SECRET: &str = "demo-gateway-key";
+/// The (placeholder) key of the demo provider connection.
+const DEMO_SECRET: &str = "demo-provider";
 
 /// Ensures the admin user exists with the password kept in the data dir.
 async fn ensure_admin(db: &store::Db, data_dir: &std::path::Path) -> anyhow::Result<String> {

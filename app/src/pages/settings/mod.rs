@@ -8,6 +8,7 @@ pub mod keys;
 pub mod secrets;
 pub mod teams;
 pub mod users;
+pub mod webhooks;
 
 use leptos::prelude::*;
 

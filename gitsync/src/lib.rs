@@ -10,7 +10,7 @@
 mod sync;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
@@ -350,10 +350,6 @@ impl Syncer {
                 }
             }
         }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }
 

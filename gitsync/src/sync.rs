@@ -389,12 +389,7 @@ async fn apply_file(
         }
         Err(err) => return file_result(file, None, "invalid", None, Some(err.to_string())),
     };
-    let errors: Vec<policy::Diagnostic> = policy::lint(content)
-        .diagnostics
-        .into_iter()
-        .filter(policy::Diagnostic::is_error)
-        .collect();
-    if !errors.is_empty() {
+    if let Err(errors) = policy::parse(content) {
         let mut r = file_result(
             file,
             Some(&team.slug),

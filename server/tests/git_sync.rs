@@ -44,6 +44,21 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A bare "remote" `name` under `dir` and a working repository `work/`
+/// (with a `teams/` folder) whose `origin` it is.
+fn remote_and_clone(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let origin = dir.join(name);
+    let work = dir.join("work");
+    std::fs::create_dir_all(work.join("teams")).unwrap();
+    git(dir, &["init", "-q", "--bare", origin.to_str().unwrap()]);
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    (origin, work)
+}
+
 /// Writes `files` under `teams/`, commits them and pushes main.
 fn commit_and_push(work: &Path, files: &[(&str, &str)], message: &str) -> String {
     for (name, content) in files {
@@ -80,18 +95,7 @@ async fn git_sync(db: &TestDatabase) {
     let _ops = s.team_with_key("Operations", "ops").await;
 
     let dir = tempfile::tempdir().unwrap();
-    let origin = dir.path().join("origin.git");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(work.join("teams")).unwrap();
-    git(
-        dir.path(),
-        &["init", "-q", "--bare", origin.to_str().unwrap()],
-    );
-    git(&work, &["init", "-q"]);
-    git(
-        &work,
-        &["remote", "add", "origin", origin.to_str().unwrap()],
-    );
+    let (origin, work) = remote_and_clone(dir.path(), "origin.git");
     let v1 = allowlist_config(&s.standin, "gpt-4o");
     let first = commit_and_push(
         &work,
@@ -471,18 +475,7 @@ async fn http_remote(db: &TestDatabase) {
     let b = s.backend;
     let eng = s.team_with_key("Engineering", "eng").await;
     let dir = tempfile::tempdir().unwrap();
-    let origin = dir.path().join("configs.git");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(work.join("teams")).unwrap();
-    git(
-        dir.path(),
-        &["init", "-q", "--bare", origin.to_str().unwrap()],
-    );
-    git(&work, &["init", "-q"]);
-    git(
-        &work,
-        &["remote", "add", "origin", origin.to_str().unwrap()],
-    );
+    let (_origin, work) = remote_and_clone(dir.path(), "configs.git");
     let commit = commit_and_push(
         &work,
         &[("eng.yaml", &allowlist_config(&s.standin, "gpt-4o"))],

@@ -170,19 +170,6 @@ pub async fn syncs(db: &Db, id: &str) -> Result<Vec<GitSync>> {
     })?)
 }
 
-/// Marks a repository polled (when every branch failed before recording).
-pub async fn touch(db: &Db, id: &str, at: i64) -> Result<()> {
-    with_pool!(db, pool => {
-        sqlx::query("update git_repo set last_polled_at = $2 where git_repo_id = $1")
-            .bind(id)
-            .bind(at)
-            .execute(pool)
-            .await
-            .map(|_| ())
-    })?;
-    Ok(())
-}
-
 /// Claims the next poll of a repository: true for exactly one of several
 /// `kt serve` replicas racing for it (the one whose update moved
 /// `last_polled_at` from the value it saw), so a repository is polled once

@@ -1,5 +1,6 @@
 import type { APIRequestContext, Locator, Page } from '@playwright/test';
-import { consoleTest as test, expect, ADMIN_EMAIL, type ConsoleUi, uniqueSlug, uniqueSuffix } from './fixtures';
+import { consoleTest as test, expect, type ConsoleUi, uniqueSlug, uniqueSuffix } from './fixtures';
+import { ADMIN_ACTOR, CONFIG, CONFIG_SWITCH_TIMEOUT, MODEL, POLICY, REASON } from './escalation-config';
 
 // Escalations and the audit log without JavaScript: claiming, the confirmation step and the
 // decision are plain form posts (post → redirect → get), the audit filter is a plain GET form and
@@ -9,28 +10,6 @@ import { consoleTest as test, expect, ADMIN_EMAIL, type ConsoleUi, uniqueSlug, u
 // key made in Settings › Keys; template `std`), then makes a configuration that escalates prompts
 // with an email address the current version of the team's managed gateway.
 
-const ADMIN_ACTOR = `${ADMIN_EMAIL} (console)`;
-const POLICY = 'pii-review';
-const REASON = 'pii_detected:email';
-const MODEL = 'gpt-4o-mini';
-
-/** A managed gateway switches to a new current version within 5 seconds (SPEC §8). */
-const CONFIG_SWITCH_TIMEOUT = 12_000;
-
-const CONFIG = `policies:
-  - name: ${POLICY}
-    type: pii_detection
-    action: escalate
-    entities: [email]
-  - name: models
-    type: model_filter
-    allowed_models: ["${MODEL}"]
-    enabled: true
-providers:
-  targets:
-    - id: openai
-      provider: {kind: openai}
-`;
 
 interface Team {
   slug: string;

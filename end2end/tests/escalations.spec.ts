@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import {
   consoleTest as test,
   expect,
-  ADMIN_EMAIL,
   ConsoleUi,
   FORBIDDEN_TEXT,
   KtConsole,
@@ -12,6 +11,7 @@ import {
   uniqueSlug,
   uniqueSuffix,
 } from './fixtures';
+import { ADMIN_ACTOR, CONFIG, CONFIG_SWITCH_TIMEOUT, MODEL, POLICY, REASON } from './escalation-config';
 
 // Escalations (SPEC §10) and the audit log, with JavaScript on.
 //
@@ -28,32 +28,6 @@ import {
 /** A page answered 403 shows up in Chromium's console as a failed resource load. */
 const FAILED_LOAD = /Failed to load resource: the server responded with a status of 40[34]/;
 
-/** How the console records the demo admin's changes. */
-const ADMIN_ACTOR = `${ADMIN_EMAIL} (console)`;
-
-/** The policy of the team's configuration that holds prompts with an email address. */
-const POLICY = 'pii-review';
-const REASON = 'pii_detected:email';
-const MODEL = 'gpt-4o-mini';
-
-/** A managed gateway switches to a new current version within 5 seconds (SPEC §8). */
-const CONFIG_SWITCH_TIMEOUT = 12_000;
-
-/** The team's configuration: escalate prompts with an email address; one model. */
-const CONFIG = `policies:
-  - name: ${POLICY}
-    type: pii_detection
-    action: escalate
-    entities: [email]
-  - name: models
-    type: model_filter
-    allowed_models: ["${MODEL}"]
-    enabled: true
-providers:
-  targets:
-    - id: openai
-      provider: {kind: openai}
-`;
 
 // ---------------------------------------------------------------------------------------------
 // Setup through the API

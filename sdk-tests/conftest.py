@@ -194,6 +194,24 @@ def ledger() -> Ledger:
     return Ledger()
 
 
+def api_call(kt: KtDemo, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One control-plane API call; returns (status, JSON body or text)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        kt.console_url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read().decode()
+            ctype = resp.headers.get("content-type", "")
+            return resp.status, (json.loads(raw) if "json" in ctype else raw)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read().decode() or "null")
+
+
 def fetch_events(kt: KtDemo, token: str, **query: Any) -> list[dict[str, Any]]:
     """GET {console}/v1/events (newest first) as an org admin."""
     query.setdefault("limit", 100)

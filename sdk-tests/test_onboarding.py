@@ -8,37 +8,17 @@ schemas (kubernetes-validate, strict: unknown fields fail)."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import openai
 import yaml
 
-from conftest import KtDemo
+from conftest import KtDemo, api_call
 
 REPO = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.31.0"
-
-
-def _call(kt: KtDemo, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        kt.console_url + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read().decode()
-            ctype = resp.headers.get("content-type", "")
-            return resp.status, (json.loads(raw) if "json" in ctype else raw)
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read().decode() or "null")
 
 
 def _validate(text: str, origin: str) -> list[str]:
@@ -53,13 +33,13 @@ def _validate(text: str, origin: str) -> list[str]:
 
 
 def test_an_onboarded_team_is_answered_through_its_own_gateway(kt: KtDemo, admin_token: str) -> None:
-    status, req = _call(kt, admin_token, "POST", "/v1/onboarding/requests", {
+    status, req = api_call(kt, admin_token, "POST", "/v1/onboarding/requests", {
         "team_name": "SDK Onboarded", "team_slug": "sdk-onboarded", "lead_email": "lead@example.com",
         "template": "std", "monthly_budget": 100, "models": ["gpt-4o-mini"],
     })
     assert status == 201, req
     approved_at = time.monotonic()
-    status, done = _call(kt, admin_token, "POST", f"/v1/onboarding/requests/{req['id']}/approve", {})
+    status, done = api_call(kt, admin_token, "POST", f"/v1/onboarding/requests/{req['id']}/approve", {})
     assert status == 200 and done["status"] == "ready", done
     assert [s["status"] for s in done["steps"]] == ["done"] * 5, done["steps"]
 
@@ -83,7 +63,7 @@ def test_an_onboarded_team_is_answered_through_its_own_gateway(kt: KtDemo, admin
         assert err.status_code == 409, err
 
     # The tenant's Kubernetes manifests are valid, and carry no secret value.
-    status, text = _call(kt, admin_token, "GET", f"/v1/onboarding/requests/{req['id']}/manifests")
+    status, text = api_call(kt, admin_token, "GET", f"/v1/onboarding/requests/{req['id']}/manifests")
     assert status == 200, text
     kinds = _validate(text, "the rendered tenant manifests")
     assert kinds == ["Namespace", "ConfigMap", "Deployment", "Service", "NetworkPolicy"], kinds

@@ -77,10 +77,12 @@ impl Role {
         matches!(self, Role::Admin | Role::TeamLead)
     }
 
-    /// Review escalations (claim, approve, deny): org admins for every team,
-    /// team leads for their own; members see their team's queue.
+    /// May review escalations (claim, approve, deny): every role but
+    /// viewers. Whether someone does, for a team, is the team's choice
+    /// (its designated reviewers, or the org admins when it names none),
+    /// checked by the store.
     pub fn reviews_escalations(self) -> bool {
-        matches!(self, Role::Admin | Role::TeamLead)
+        !matches!(self, Role::Viewer)
     }
 
     /// Read the audit log: org admins (everything), team leads (their team).

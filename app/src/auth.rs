@@ -116,21 +116,15 @@ pub async fn require_user() -> Result<Caller, ServerFnError> {
 /// export, which is a plain axum route).
 pub async fn caller(db: &store::Db, user: User) -> Result<Caller, store::StoreError> {
     let role = Role::parse(&user.role);
-    let scope = match (role, &user.team_id) {
-        (Role::Admin, _) => store::Scope::Org,
-        (_, Some(team)) => store::Scope::Team(team.clone()),
-        // A viewer without a team reads the whole org's costs (managers).
-        (Role::Viewer, None) => store::Scope::Org,
-        // A team role without a team sees nothing.
-        (_, None) => store::Scope::Team(String::new()),
-    };
+    let scope = user.scope();
     let team = match &user.team_id {
         Some(id) => store::teams::get(db, id).await?.map(|t| t.slug),
         None => None,
     };
     let scoped = db
         .scoped(scope)
-        .acting_as(format!("{} (console)", user.email));
+        .acting_as(format!("{} (console)", user.email))
+        .as_user(user.clone());
     Ok(Caller {
         me: Me {
             email: user.email.clone(),
@@ -240,6 +234,7 @@ pub fn explain(err: store::StoreError) -> String {
         StoreError::Invalid(msg) => msg,
         StoreError::NotFound => "not found (it may have been removed)".to_owned(),
         StoreError::Forbidden => "your role does not allow this".to_owned(),
+        StoreError::Denied(msg) => msg,
         StoreError::Conflict(what) => format!("that already exists ({what})"),
         other => {
             tracing::error!(error = %other, "console action failed");

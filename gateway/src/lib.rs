@@ -184,6 +184,12 @@ impl Gateway {
         }
     }
 
+    /// The master key, when the gateway was given one (console secrets,
+    /// prompts held for reviewers).
+    pub(crate) fn master_key(&self) -> Option<&store::crypto::MasterKey> {
+        self.master_key.as_ref()
+    }
+
     pub(crate) fn db(&self) -> &Db {
         &self.db
     }

@@ -282,26 +282,32 @@ async fn prepare_and_send(
 
     // The config in force when the request started applies to all of it.
     let rt = gw.runtime();
-    match apply_policies(&rt, &model, &mut body, draft) {
-        Ok(()) => {}
-        Err(GatewayError::EscalationRequired {
-            policy,
-            reason,
-            message,
-            ..
-        }) => {
-            escalate(
-                gw,
-                headers,
-                &key,
-                &model,
-                &body,
-                draft,
-                (policy, reason, message),
-            )
-            .await?;
+    if let Some(held) = apply_policies(&rt, &model, &mut body, draft, &[])? {
+        let ids: Vec<&str> = headers
+            .get("x-escalation-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ids.is_empty() {
+            return Err(escalate(gw, &key, &model, &body, draft, held, &[]).await);
         }
-        Err(other) => return Err(other),
+        // Each approval releases the request from the policy that held it;
+        // every other policy still applies, and is checked before the
+        // approvals are used up. (The body is still as sent: a held request
+        // is not redacted.)
+        let hash = content_hash(&model, &body);
+        let released = approved_policies(gw, &key, &ids, &hash, &held).await?;
+        let skip: Vec<&str> = released.iter().map(String::as_str).collect();
+        if let Some(next) = apply_policies(&rt, &model, &mut body, draft, &skip)? {
+            // Another policy holds it too: its own review first.
+            return Err(escalate(gw, &key, &model, &body, draft, next, &ids).await);
+        }
+        use_approvals(gw, &key, &ids, &hash, draft, &held).await?;
     }
     enforce_limits(gw, &rt.config, &key, max_output_tokens(&body), draft).await?;
 
@@ -359,13 +365,15 @@ fn apply_policies(
     model: &str,
     body: &mut Value,
     draft: &mut Draft,
-) -> Result<(), GatewayError> {
+    released: &[&str],
+) -> Result<Option<Held>, GatewayError> {
     let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let texts = policy::request_texts(body);
         let chars: usize = texts.iter().map(|t| t.len()).sum();
         let estimate =
             i64::try_from(chars.div_ceil(crate::usage::CHARS_PER_TOKEN)).unwrap_or(i64::MAX);
-        (rt.config.evaluate(&RequestFacts { model, texts }), estimate)
+        let facts = RequestFacts { model, texts };
+        (rt.config.evaluate_skipping(&facts, released), estimate)
     }));
     let (evaluation, input_estimate) = evaluated.map_err(|_| {
         tracing::error!("policy evaluation failed; blocking the request (fail closed)");
@@ -392,14 +400,15 @@ fn apply_policies(
             });
         }
         Verdict::Escalate => {
-            return Err(GatewayError::EscalationRequired {
-                message: format!(
-                    "request held by policy `{policy}` ({reason}): it needs a reviewer's approval"
-                ),
+            return Ok(Some(Held {
+                share_prompt: rt
+                    .config
+                    .policy(&policy)
+                    .is_some_and(policy::Policy::reviewers_see_prompt),
+                matched: decision.entities,
                 policy,
                 reason,
-                escalation_id: None,
-            });
+            }));
         }
         Verdict::Redact => {
             if let Some(mut redactor) = rt.config.redactor() {
@@ -415,76 +424,184 @@ fn apply_policies(
         let make: FilterFactory = Box::new(move || Box::new(filter.clone()));
         Arc::new(make)
     });
+    Ok(None)
+}
+
+/// A request an `escalate` policy holds.
+struct Held {
+    policy: String,
+    reason: String,
+    /// What the policy matched (entity types, keyword or pattern names).
+    matched: Vec<String>,
+    /// The policy lets the reviewers read the request (sealed).
+    share_prompt: bool,
+}
+
+/// What an approval is bound to: the model and the messages as sent.
+fn content_hash(model: &str, body: &Value) -> String {
+    use sha2::Digest as _;
+    let content = serde_json::to_vec(&serde_json::json!({
+        "model": model,
+        "system": body.get("system"),
+        "messages": body.get("messages"),
+    }))
+    .unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(&content))
+}
+
+/// The request's text as a reviewer reads it: one `role: text` block per
+/// message (the system prompt first).
+fn prompt_for_reviewers(body: &Value) -> String {
+    fn text(content: &Value) -> String {
+        match content {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        }
+    }
+    let mut blocks = Vec::new();
+    if let Some(system) = body.get("system") {
+        blocks.push(format!("system: {}", text(system)));
+    }
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("?");
+        blocks.push(format!(
+            "{role}: {}",
+            m.get("content").map(text).unwrap_or_default()
+        ));
+    }
+    blocks.join("\n\n")
+}
+
+/// The refusal of an `X-Escalation-Id` that does not release this request.
+fn not_approved(held: &Held, id: &str) -> GatewayError {
+    GatewayError::PolicyViolation {
+        policy: held.policy.clone(),
+        reason: "escalation_not_approved".to_owned(),
+        message: format!(
+            "escalation {id} does not allow this request: it is not approved, was already used, has expired, or was for other content"
+        ),
+    }
+}
+
+fn unavailable(err: &store::StoreError) -> GatewayError {
+    tracing::error!(error = %err, "checking an escalation failed");
+    GatewayError::Unavailable("the escalation could not be checked; retry shortly".to_owned())
+}
+
+/// The policies the approvals named in `X-Escalation-Id` release: each
+/// must be approved, unused and unexpired, for this team and this exact
+/// content. Nothing is used up yet.
+async fn approved_policies(
+    gw: &Gateway,
+    key: &KeyInfo,
+    ids: &[&str],
+    hash: &str,
+    held: &Held,
+) -> Result<Vec<String>, GatewayError> {
+    const MAX_IDS: usize = 8;
+    if ids.len() > MAX_IDS {
+        return Err(GatewayError::BadRequest(format!(
+            "X-Escalation-Id names {} escalations; at most {MAX_IDS}",
+            ids.len()
+        )));
+    }
+    let mut released = Vec::with_capacity(ids.len());
+    for id in ids {
+        match store::escalations::approved_policy(gw.db(), id, &key.team_id, hash).await {
+            Ok(Some(policy)) => released.push(policy),
+            Ok(None) => return Err(not_approved(held, id)),
+            Err(err) => return Err(unavailable(&err)),
+        }
+    }
+    Ok(released)
+}
+
+/// Uses up the approvals (`X-Escalation-Id`) of a request that now passes:
+/// each passes once.
+async fn use_approvals(
+    gw: &Gateway,
+    key: &KeyInfo,
+    ids: &[&str],
+    hash: &str,
+    draft: &mut Draft,
+    held: &Held,
+) -> Result<(), GatewayError> {
+    for id in ids {
+        match store::escalations::consume(gw.db(), id, &key.team_id, hash).await {
+            Ok(true) => {}
+            // Used by a concurrent resend since it was checked.
+            Ok(false) => return Err(not_approved(held, id)),
+            Err(err) => return Err(unavailable(&err)),
+        }
+    }
+    if draft.verdict == "allow" {
+        draft.reason = Some("escalation_approved".to_owned());
+    }
     Ok(())
 }
 
-/// A request an `escalate` policy holds. With `X-Escalation-Id` of an
-/// approved escalation for this team and this exact content (model and
-/// messages), it passes, once; otherwise the escalation is recorded for the
-/// team's reviewers and the caller gets 409 `escalation_required` with its
-/// id. Only this rare path touches the database.
+/// Records a held request for its team's reviewers and answers 409
+/// `escalation_required` with the escalation's id. Only this rare path (and
+/// [`use_approval`]) touches the database.
 async fn escalate(
     gw: &Gateway,
-    headers: &HeaderMap,
     key: &KeyInfo,
     model: &str,
     body: &Value,
     draft: &mut Draft,
-    (policy, reason, message): (String, String, String),
-) -> Result<(), GatewayError> {
-    use sha2::Digest as _;
-    let content = serde_json::to_vec(&serde_json::json!({
-        "model": model,
-        "messages": body.get("messages"),
-    }))
-    .unwrap_or_default();
-    let hash = hex::encode(sha2::Sha256::digest(&content));
-    if let Some(id) = headers
-        .get("x-escalation-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-    {
-        match store::escalations::consume(gw.db(), id, &key.team_id, &hash).await {
-            Ok(true) => {
-                // Approved by a reviewer: this request passes the policy.
-                draft.verdict = "allow";
-                draft.reason = Some("escalation_approved".to_owned());
-                return Ok(());
-            }
-            Ok(false) => {
-                return Err(GatewayError::PolicyViolation {
-                    policy,
-                    reason: "escalation_not_approved".to_owned(),
-                    message: format!(
-                        "escalation {id} does not allow this request: it is not approved, was already used, has expired, or was for other content"
-                    ),
-                });
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "checking an escalation failed");
-                return Err(GatewayError::Unavailable(
-                    "the escalation could not be checked; retry shortly".to_owned(),
-                ));
-            }
-        }
-    }
+    held: Held,
+    approved: &[&str],
+) -> GatewayError {
+    draft.policy = Some(held.policy.clone());
+    draft.reason = Some(held.reason.clone());
+    let message = format!(
+        "request held by policy `{}` ({}): it needs a reviewer's approval",
+        held.policy, held.reason
+    );
+    let hash = content_hash(model, body);
     let ttl_ms = std::env::var("KT_ESCALATION_TTL_SECONDS")
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
         .filter(|s| *s > 0)
         .map_or(store::escalations::DEFAULT_TTL_MS, |s| s * 1000);
+    let sealed = match (held.share_prompt, gw.master_key()) {
+        (false, _) => None,
+        (true, Some(k)) => {
+            store::escalations::seal_prompt(k, &key.team_id, &hash, &prompt_for_reviewers(body))
+                .map_err(|err| tracing::error!(error = %err, "sealing a held prompt failed"))
+                .ok()
+        }
+        (true, None) => {
+            tracing::warn!(
+                policy = %held.policy,
+                "the policy lets reviewers see the prompt, but this gateway has no master key (KT_MASTER_KEY): only metadata is kept"
+            );
+            None
+        }
+    };
     let recorded = store::escalations::create(
         gw.db(),
         &store::escalations::NewEscalation {
             team_id: &key.team_id,
             gateway_id: &gw.gateway_id,
             token_id: &key.token_id,
-            policy: &policy,
-            reason: &reason,
+            policy: &held.policy,
+            reason: &held.reason,
             model,
-            entities: &draft.pii_entities,
+            entities: &held.matched,
             content_hash: &hash,
             ttl_ms,
+            prompt_sealed: sealed.as_deref(),
         },
     )
     .await;
@@ -495,17 +612,25 @@ async fn escalate(
             None
         }
     };
-    Err(GatewayError::EscalationRequired {
+    GatewayError::EscalationRequired {
         message: match &escalation_id {
-            Some(id) => format!(
-                "{message}; escalation {id} awaits a reviewer, then resend the same request with the header X-Escalation-Id: {id}"
-            ),
+            Some(id) => {
+                let header = approved
+                    .iter()
+                    .copied()
+                    .chain([id.as_str()])
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "{message}; escalation {id} awaits a reviewer, then resend the same request with the header X-Escalation-Id: {header}"
+                )
+            }
             None => format!("{message}; it could not be sent to a reviewer now, retry shortly"),
         },
-        policy,
-        reason,
+        policy: held.policy,
+        reason: held.reason,
         escalation_id,
-    })
+    }
 }
 
 /// Output tokens assumed for a request that does not cap them, when

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::content::ContentMatcher;
 pub use crate::pii::PiiEntity;
 use crate::pii::{CustomPattern, Scanner};
 
@@ -97,9 +98,31 @@ pub enum Rule {
         /// `scan_responses` (default `false`): also redact the values found in answers
         /// (streamed answers included), whatever the `action` on requests.
         scan_responses: bool,
+        /// `reviewers_see_prompt` (default `false`; only with `action: escalate`): see
+        /// [`Policy::reviewers_see_prompt`].
+        reviewers_see_prompt: bool,
         /// The compiled detector for this policy (entities, custom patterns, allowlist).
         #[serde(skip)]
         scanner: Scanner,
+    },
+    /// `type: content_filter`: content that always gets human review. Matches `keywords`
+    /// (ignoring case, as whole words or phrases; the words of a phrase match across any run
+    /// of whitespace) and `patterns` (named regular expressions) in the request. At least one
+    /// of the two lists is non-empty.
+    ContentFilter {
+        /// `keywords`, trimmed, in the order written; each non-blank.
+        keywords: Vec<String>,
+        /// `patterns`: `{name, pattern}` entries, validated like `pii_detection`'s
+        /// `custom_patterns`.
+        patterns: Vec<CustomPattern>,
+        /// `action`: `escalate` (the default for this type), `block` or `warn`.
+        action: Action,
+        /// `reviewers_see_prompt` (default `false`; only with `action: escalate`): see
+        /// [`Policy::reviewers_see_prompt`].
+        reviewers_see_prompt: bool,
+        /// The compiled keywords and patterns.
+        #[serde(skip)]
+        matcher: ContentMatcher,
     },
     /// `type: cost_limit`: a monthly budget, enforced by the gateway.
     CostLimit {
@@ -134,6 +157,7 @@ impl Rule {
             Rule::CostLimit { .. } => "cost_limit",
             Rule::ModelFilter { .. } => "model_filter",
             Rule::RateLimit { .. } => "rate_limit",
+            Rule::ContentFilter { .. } => "content_filter",
         }
     }
 
@@ -142,8 +166,34 @@ impl Rule {
         match self {
             Rule::PiiDetection { action, .. }
             | Rule::CostLimit { action, .. }
-            | Rule::RateLimit { action, .. } => *action,
+            | Rule::RateLimit { action, .. }
+            | Rule::ContentFilter { action, .. } => *action,
             Rule::ModelFilter { .. } => Action::Block,
+        }
+    }
+}
+
+impl Policy {
+    /// Whether reviewers of this policy's escalations may read the prompt
+    /// (`reviewers_see_prompt: true`, accepted by `pii_detection` and `content_filter` policies
+    /// with `action: escalate` only). Reported whether the policy is enabled or not.
+    ///
+    /// By default a reviewer sees the request's metadata and the matched entity types only
+    /// (the decision's reason and entities: PII entity kinds, or the keywords and pattern
+    /// names of a content filter), never the prompt text. With this set, the gateway stores
+    /// the prompt text encrypted for the reviewers when it holds the request, and deletes it
+    /// once the escalation is resolved.
+    pub fn reviewers_see_prompt(&self) -> bool {
+        match self.rule {
+            Rule::PiiDetection {
+                reviewers_see_prompt,
+                ..
+            }
+            | Rule::ContentFilter {
+                reviewers_see_prompt,
+                ..
+            } => reviewers_see_prompt,
+            Rule::CostLimit { .. } | Rule::ModelFilter { .. } | Rule::RateLimit { .. } => false,
         }
     }
 }

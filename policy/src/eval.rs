@@ -1,7 +1,7 @@
 //! Request-side policy evaluation.
 //!
-//! [`PolicyConfig::evaluate_request`] applies the enabled PII and model policies, in the order
-//! they are written, to one request. Budgets and rate limits need shared state, so the gateway
+//! [`PolicyConfig::evaluate_request`] applies the enabled PII, content and model policies, in
+//! the order they are written, to one request. Budgets and rate limits need shared state, so the gateway
 //! enforces those itself (see [`PolicyConfig::cost_limit`] and [`PolicyConfig::rate_limit`]).
 
 use std::fmt;
@@ -80,10 +80,12 @@ pub struct Decision {
     /// The deciding policy's name (`None` for a plain allow).
     pub policy: Option<String>,
     /// Reason code: `model_not_allowed`, `pii_detected:email` (the first value found, in text
-    /// order), …
+    /// order), `content_matched:merger` (the first keyword, as written in the policy, or
+    /// pattern name found, in text order), …
     pub reason: Option<String>,
-    /// The PII entity kinds the deciding policy found (names only, never values), sorted;
-    /// empty for decisions that are not about PII.
+    /// What the deciding policy found, sorted, names only (never values): the PII entity
+    /// kinds of a `pii_detection` decision, the keywords and pattern names of a
+    /// `content_filter` decision; empty for other decisions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<String>,
 }
@@ -109,7 +111,8 @@ impl Decision {
         }
     }
 
-    /// The same decision, listing the PII entity kinds found.
+    /// The same decision, listing what was found (PII entity kinds, or content filter
+    /// keywords and pattern names).
     pub fn with_entities(mut self, entities: Vec<String>) -> Decision {
         self.entities = entities;
         self
@@ -124,7 +127,8 @@ pub struct Evaluation {
     /// Every policy that triggered, in evaluation order (warnings included), up to and
     /// including the deciding one.
     pub triggered: Vec<Decision>,
-    /// Every PII entity kind found by the policies evaluated (names only), sorted.
+    /// Every PII entity kind found by the `pii_detection` policies evaluated (names only),
+    /// sorted. Content filter matches are not listed here (only on their decisions).
     pub entities: Vec<String>,
 }
 
@@ -147,17 +151,28 @@ impl PolicyConfig {
     /// Like [`PolicyConfig::evaluate_request`], also listing every policy that triggered
     /// (to record warnings next to the final decision) and every PII entity kind found.
     pub fn evaluate(&self, req: &RequestFacts<'_>) -> Evaluation {
+        self.evaluate_skipping(req, &[])
+    }
+
+    /// Like [`PolicyConfig::evaluate`], treating the policies named in `skip` as disabled:
+    /// when reviewers approved a request the policies held, the request passes those
+    /// policies, and every other policy still applies. Names of no policy change nothing.
+    pub fn evaluate_skipping(&self, req: &RequestFacts<'_>, skip: &[&str]) -> Evaluation {
+        let applied = || {
+            self.enabled_policies()
+                .filter(move |p| !skip.contains(&p.name.as_str()))
+        };
         let mut triggered: Vec<Decision> = Vec::new();
         let mut all_entities: Vec<String> = Vec::new();
         // One scan of each text serves every PII policy (their built-in entities combined).
         let mut raw: Option<Vec<Vec<Span>>> = None;
-        for policy in self.enabled_policies() {
+        for policy in applied() {
             let decision = match &policy.rule {
                 Rule::PiiDetection {
                     action, scanner, ..
                 } => {
                     let raw = raw.get_or_insert_with(|| {
-                        let mask = self.enabled_policies().fold(0, |m, p| match &p.rule {
+                        let mask = applied().fold(0, |m, p| match &p.rule {
                             Rule::PiiDetection { scanner, .. } => m | scanner.mask(),
                             _ => m,
                         });
@@ -186,6 +201,18 @@ impl PolicyConfig {
                         .with_entities(found)
                     })
                 }
+                // Keywords and pattern names are not PII entity kinds: they stay on the
+                // decision and out of `all_entities`.
+                Rule::ContentFilter {
+                    action, matcher, ..
+                } => matcher.find(&req.texts).map(|m| {
+                    Decision::new(
+                        Verdict::from(*action),
+                        &policy.name,
+                        format!("content_matched:{}", m.first),
+                    )
+                    .with_entities(m.names)
+                }),
                 Rule::ModelFilter {
                     allowed_models,
                     denied_models,
@@ -519,6 +546,228 @@ mod tests {
         assert_eq!(cfg.cost_limit(), Some((1.5, "c", Action::Warn)));
         assert_eq!(cfg.rate_limit(), None);
         assert!(cfg.redactor().is_none());
+    }
+
+    fn content(verdict: Verdict, policy: &str, first: &str, names: &[&str]) -> Decision {
+        Decision::new(verdict, policy, format!("content_matched:{first}"))
+            .with_entities(names.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn content_filter_keywords_are_whole_words_ignoring_case() {
+        let cfg = parse(
+            "policies:\n  - {name: deals, type: content_filter, keywords: [merge, merger agreement]}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.evaluate_request(&req("m", &["Please MERGE these"])),
+            content(Verdict::Escalate, "deals", "merge", &["merge"])
+        );
+        assert_eq!(
+            cfg.evaluate_request(&req("m", &["hi", "the Merger\n  Agreement, and merge it"])),
+            content(
+                Verdict::Escalate,
+                "deals",
+                "merger agreement",
+                &["merge", "merger agreement"]
+            )
+        );
+        for text in [
+            "an emergency",
+            "merged",
+            "mergers",
+            "remerge",
+            "merger agreements",
+        ] {
+            assert_eq!(
+                cfg.evaluate_request(&req("m", &[text])),
+                Decision::allow(),
+                "{text}"
+            );
+        }
+        let cfg = parse("policies:\n  - {name: deals, type: content_filter, keywords: [merger]}\n")
+            .unwrap();
+        assert_eq!(
+            cfg.evaluate_request(&req("m", &["The Merger is secret."])),
+            content(Verdict::Escalate, "deals", "merger", &["merger"])
+        );
+    }
+
+    #[test]
+    fn content_filter_patterns_and_actions() {
+        let cfg = parse(
+            "policies:\n\
+             \x20 - name: codes\n\
+             \x20   type: content_filter\n\
+             \x20   action: warn\n\
+             \x20   patterns:\n\
+             \x20     - {name: project_code, pattern: 'PRJ-[0-9]{4}'}\n\
+             \x20     - {name: ticket, pattern: 'T-[0-9]+'}\n\
+             \x20 - {name: words, type: content_filter, action: block, keywords: [layoffs]}\n",
+        )
+        .unwrap();
+        let e = cfg.evaluate(&req("m", &["see T-12 and PRJ-0042"]));
+        assert_eq!(
+            e.decision,
+            content(
+                Verdict::Warn,
+                "codes",
+                "ticket",
+                &["project_code", "ticket"]
+            )
+        );
+        assert!(e.decision.verdict.forwards());
+        assert!(e.entities.is_empty());
+        // A warning goes on to the next policy; a block decides.
+        let e = cfg.evaluate(&req("m", &["PRJ-0042: Layoffs"]));
+        assert_eq!(
+            e.decision,
+            content(Verdict::Block, "words", "layoffs", &["layoffs"])
+        );
+        assert_eq!(
+            e.triggered,
+            [
+                content(Verdict::Warn, "codes", "project_code", &["project_code"]),
+                content(Verdict::Block, "words", "layoffs", &["layoffs"]),
+            ]
+        );
+        assert_eq!(
+            cfg.evaluate_request(&req("m", &["PRJ-42 and T-"])),
+            Decision::allow()
+        );
+    }
+
+    #[test]
+    fn content_filter_names_stay_out_of_pii_entities() {
+        let cfg = parse(
+            "policies:\n\
+             \x20 - {name: pii, type: pii_detection, action: warn}\n\
+             \x20 - {name: deals, type: content_filter, keywords: [merger], patterns: [{name: code, pattern: 'PRJ-[0-9]+'}]}\n",
+        )
+        .unwrap();
+        let e = cfg.evaluate(&req("m", &["merger PRJ-7, mail a@b.io"]));
+        assert_eq!(
+            e.decision,
+            content(Verdict::Escalate, "deals", "merger", &["code", "merger"])
+        );
+        assert_eq!(e.triggered.len(), 2);
+        assert_eq!(
+            e.triggered[0],
+            pii(Verdict::Warn, "pii", "email", &["email"])
+        );
+        assert_eq!(e.entities, ["email"]);
+        let e = cfg.evaluate(&req("m", &["PRJ-7 only"]));
+        assert_eq!(e.decision.entities, ["code"]);
+        assert!(e.entities.is_empty());
+        let json = serde_json::to_value(&e.decision).unwrap();
+        assert_eq!(json["reason"], "content_matched:code");
+    }
+
+    #[test]
+    fn content_filter_escalation_stops_evaluation() {
+        let cfg = parse(
+            "policies:\n\
+             \x20 - {name: deals, type: content_filter, keywords: [merger]}\n\
+             \x20 - {name: pii, type: pii_detection}\n\
+             \x20 - {name: models, type: model_filter, allowed_models: [gpt-4o]}\n",
+        )
+        .unwrap();
+        let e = cfg.evaluate(&req("gpt-3.5-turbo", &["merger with a@b.io"]));
+        assert_eq!(
+            e.decision,
+            content(Verdict::Escalate, "deals", "merger", &["merger"])
+        );
+        assert_eq!(e.triggered.len(), 1);
+        // Nothing after the escalating policy ran: no PII entity was looked for.
+        assert!(e.entities.is_empty());
+        assert_eq!(
+            cfg.evaluate_request(&req("gpt-3.5-turbo", &["hello"]))
+                .reason
+                .as_deref(),
+            Some("model_not_allowed")
+        );
+    }
+
+    #[test]
+    fn evaluate_skipping_passes_exactly_the_named_policy() {
+        let cfg = parse(
+            "policies:\n\
+             \x20 - {name: deals, type: content_filter, keywords: [merger]}\n\
+             \x20 - {name: deals-too, type: content_filter, action: warn, keywords: [merger]}\n\
+             \x20 - {name: keys, type: pii_detection, action: escalate, entities: [api_key]}\n\
+             \x20 - {name: models, type: model_filter, allowed_models: [gpt-4o]}\n",
+        )
+        .unwrap();
+        let held = req("gpt-4o", &["the merger"]);
+        assert_eq!(cfg.evaluate(&held).decision.verdict, Verdict::Escalate);
+        // Approved: that policy passes, the others still apply (here a warning).
+        let e = cfg.evaluate_skipping(&held, &["deals"]);
+        assert_eq!(
+            e.decision,
+            content(Verdict::Warn, "deals-too", "merger", &["merger"])
+        );
+        assert_eq!(e.triggered.len(), 1);
+        // A later model filter still blocks.
+        let e = cfg.evaluate_skipping(&req("gpt-3.5-turbo", &["the merger"]), &["deals"]);
+        assert_eq!(
+            e.decision,
+            Decision::new(Verdict::Block, "models", "model_not_allowed")
+        );
+        assert_eq!(e.triggered.len(), 2);
+        // A later escalation still holds the request.
+        let e = cfg.evaluate_skipping(&req("gpt-4o", &["merger AKIAIOSFODNN7EXAMPLE"]), &["deals"]);
+        assert_eq!(
+            e.decision,
+            pii(Verdict::Escalate, "keys", "api_key", &["api_key"])
+        );
+        assert_eq!(e.entities, ["api_key"]);
+        // Both approved: both pass, the warning remains.
+        let e = cfg.evaluate_skipping(
+            &req("gpt-4o", &["merger AKIAIOSFODNN7EXAMPLE"]),
+            &["deals", "keys"],
+        );
+        assert_eq!(e.decision.verdict, Verdict::Warn);
+        assert_eq!(e.decision.policy.as_deref(), Some("deals-too"));
+        // Skipping a PII policy; an unknown name changes nothing.
+        let e = cfg.evaluate_skipping(&req("gpt-4o", &["AKIAIOSFODNN7EXAMPLE"]), &["keys"]);
+        assert_eq!(e.decision, Decision::allow());
+        assert!(e.entities.is_empty());
+        for r in [&held, &req("gpt-3.5-turbo", &["AKIAIOSFODNN7EXAMPLE"])] {
+            assert_eq!(cfg.evaluate_skipping(r, &["nope"]), cfg.evaluate(r));
+        }
+    }
+
+    #[test]
+    fn reviewers_see_prompt_is_per_policy() {
+        let cfg = parse(
+            "policies:\n\
+             \x20 - {name: deals, type: content_filter, keywords: [merger], reviewers_see_prompt: true}\n\
+             \x20 - {name: codes, type: content_filter, keywords: [x]}\n\
+             \x20 - {name: keys, type: pii_detection, action: escalate, reviewers_see_prompt: true, enabled: false}\n\
+             \x20 - {name: pii, type: pii_detection}\n\
+             \x20 - {name: models, type: model_filter, allowed_models: [gpt-4o]}\n",
+        )
+        .unwrap();
+        let see: Vec<(&str, bool)> = cfg
+            .policies
+            .iter()
+            .map(|p| (p.name.as_str(), p.reviewers_see_prompt()))
+            .collect();
+        assert_eq!(
+            see,
+            [
+                ("deals", true),
+                ("codes", false),
+                ("keys", true),
+                ("pii", false),
+                ("models", false)
+            ]
+        );
+        let d = cfg.evaluate_request(&req("gpt-4o", &["merger"]));
+        let policy = cfg.policy(d.policy.as_deref().unwrap()).unwrap();
+        assert!(policy.reviewers_see_prompt());
+        assert_eq!(policy.rule.type_name(), "content_filter");
+        assert_eq!(policy.rule.action(), Action::Escalate);
     }
 
     #[test]

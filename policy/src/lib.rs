@@ -4,7 +4,8 @@
 //! source-positioned node tree (`yaml`), validated by hand into a [`PolicyConfig`]
 //! (`validate`), and then used by the gateway to route requests ([`PolicyConfig::route`], and
 //! [`PolicyConfig::route_with_fallbacks`] for the targets to retry on upstream failures), to
-//! decide on them ([`PolicyConfig::evaluate_request`], [`PolicyConfig::evaluate`]), to redact
+//! decide on them ([`PolicyConfig::evaluate_request`], [`PolicyConfig::evaluate`], and
+//! [`PolicyConfig::evaluate_skipping`] for a request a reviewer approved), to redact
 //! them ([`PolicyConfig::redactor`], [`redact_request`]) and to filter answers
 //! ([`PolicyConfig::answer_filter`]).
 //!
@@ -12,7 +13,8 @@
 //!   column, field path and, where possible, a suggestion ([`Diagnostic`],
 //!   [`render_diagnostics`]); [`parse`] is the gateway's entry point (errors only).
 //! - [`pii`] detects personal data and secrets (fast, in-process, checksum-checked) and
-//!   redacts them with typed markers.
+//!   redacts them with typed markers; [`ContentMatcher`] finds the keywords and patterns of
+//!   `content_filter` policies (content that always gets human review).
 //! - [`pricing`] holds model prices; [`SCHEMA`] is the JSON Schema of the file format;
 //!   [`corpus`] generates the labelled prompts that measure detection quality.
 //!
@@ -31,6 +33,7 @@
 //! ```
 
 mod config;
+mod content;
 pub mod corpus;
 mod diagnostic;
 mod eval;
@@ -49,6 +52,7 @@ use sha2::{Digest, Sha256};
 pub use config::{
     Action, PiiEntity, Policy, PolicyConfig, ProviderKind, Providers, Rule, SecretKeyRef, Target,
 };
+pub use content::{ContentMatch, ContentMatcher};
 pub use diagnostic::{Diagnostic, Severity, render_diagnostics};
 pub use eval::{Decision, Evaluation, RequestFacts, Verdict, model_allowed};
 pub use glob::glob_match;

@@ -7,11 +7,16 @@
 //! - wrong value types, missing required fields, out-of-range values (zero or negative limits,
 //!   limits above `u32::MAX`, non-finite numbers), empty names or lists;
 //! - unknown policy types, actions, entities and provider kinds; actions a type does not
-//!   accept; `restore` without `action: redact`; a second enabled `cost_limit`/`rate_limit`;
+//!   accept (`redact` for a `content_filter`); `restore` without `action: redact`;
+//!   `reviewers_see_prompt: true` without `action: escalate`; a second enabled
+//!   `cost_limit`/`rate_limit`;
+//! - a `content_filter` without any keyword or pattern, a blank keyword, or keywords too
+//!   large to compile together;
 //! - duplicate policy names, target ids and custom pattern names;
-//! - custom patterns: a name that is not a lowercase word or clashes with a built-in entity, a
-//!   regular expression that does not compile (with the `regex` error), is too large, or
-//!   matches the empty string; `regex:` allowlist entries that do not compile;
+//! - custom patterns (and a `content_filter`'s `patterns`): a name that is not a lowercase
+//!   word or clashes with a built-in entity, a regular expression that does not compile (with
+//!   the `regex` error), is too large, or matches the empty string; `regex:` allowlist entries
+//!   that do not compile;
 //! - targets: an id that names no kind without `provider.kind`, invalid `base_url`, invalid
 //!   environment variable names, `env` and `secret` both set, and an `openai`/`anthropic`
 //!   target without `secret_key_ref` (demo targets need none);
@@ -24,6 +29,8 @@
 //! Warnings (the file is valid):
 //!
 //! - a disabled policy (`enabled: false`);
+//! - a `content_filter` keyword repeated (ignoring case and spacing), or one that looks like a
+//!   regular expression (keywords match as plain text: such a keyword belongs in `patterns`);
 //! - an exact model name in an enabled `allowed_models` that no target serves (when the file
 //!   declares targets);
 //! - an exact model name (in `allowed_models` or a target's `models`) without a known price;

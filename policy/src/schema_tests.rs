@@ -80,6 +80,11 @@ const GOOD: &[&str] = &[
     "policies:\n  - {name: p, type: pii_detection, action: redact, restore: true, scan_responses: true, entities: [email, iban, jwt], allowlist: ['*@example.com', 'regex:10\\.0\\..*'], custom_patterns: [{name: employee_id, pattern: 'EMP-[0-9]{6}'}]}\n",
     "policies:\n  - {name: c, type: cost_limit, monthly_limit: 12.5, action: warn, enabled: false}\n  - {name: r, type: rate_limit, max_requests_per_minute: 60, max_tokens_per_minute: 100000}\n",
     "policies:\n  - {name: m, type: model_filter, allowed_models: ['gpt-*'], denied_models: [gpt-4o-mini], action: block}\n",
+    // content filters (escalate by default) and reviewers_see_prompt
+    "policies:\n  - {name: deals, type: content_filter, keywords: [merger agreement, 'Project Falcon'], patterns: [{name: project_code, pattern: 'PRJ-[0-9]{4}'}], reviewers_see_prompt: true}\n",
+    "policies:\n  - {name: codes, type: content_filter, action: block, patterns: [{name: ticket, pattern: 'T-[0-9]+'}], keywords: [], reviewers_see_prompt: false}\n  - {name: w, type: content_filter, action: warn, keywords: [layoffs], enabled: false}\n",
+    "policies:\n  - {name: p, type: pii_detection, action: escalate, reviewers_see_prompt: true}\n  - {name: q, type: pii_detection, reviewers_see_prompt: false}\n",
+    "policies:\n  - {name: c, type: content_filter, action: escalate, keywords: [x], reviewers_see_prompt: true}\n",
     "policies: []\nproviders:\n  targets:\n    - id: demo\n    - id: local\n      provider: {kind: demo}\n    - id: vllm\n      provider: {kind: openai, base_url: 'http://127.0.0.1:8000/v1', models: [llama-3], secret_key_ref: {secret: vllm}}\n    - id: anthropic\n      provider: {secret_key_ref: {env: ANTHROPIC_KEY}}\n",
     "policies: []\nproviders:\n  targets:\n    - id: openai\n      provider: {secret_key_ref: {env: K}}\n      fallbacks: [azure-east, anthropic]\n    - id: azure-east\n      provider: {kind: openai, base_url: 'https://east.example.com/openai/v1', models: ['gpt-*'], secret_key_ref: {env: K}}\n      fallbacks: [openai]\n    - id: anthropic\n      provider: {secret_key_ref: {env: K}}\n      fallbacks: []\n    - id: demo\n      fallbacks: [openai]\n",
 ];
@@ -115,6 +120,25 @@ const BAD: &[&str] = &[
     "policies:\n  - {name: p, type: pii_detection, entities: [phone_number]}\n",
     "policies:\n  - {name: p, type: pii_detection, custom_patterns: [{name: email, pattern: x}]}\n",
     "policies:\n  - {name: p, type: pii_detection, custom_patterns: [{name: Bad-Name, pattern: x}]}\n",
+    // content filters
+    "policies:\n  - {name: c, type: content_filter}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: []}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: [], patterns: []}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: [x], action: redact}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: ['']}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: ['  ']}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: merger}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: [42]}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: [x], custom_patterns: []}\n",
+    "policies:\n  - {name: c, type: content_filter, patterns: [{name: email, pattern: x}]}\n",
+    "policies:\n  - {name: c, type: content_filter, patterns: [{name: x}]}\n",
+    "policies:\n  - {name: p, type: pii_detection, patterns: [{name: x, pattern: x}]}\n",
+    // reviewers_see_prompt: only with `action: escalate`, only on pii_detection and content_filter
+    "policies:\n  - {name: c, type: content_filter, keywords: [x], action: block, reviewers_see_prompt: true}\n",
+    "policies:\n  - {name: c, type: content_filter, keywords: [x], reviewers_see_prompt: 'yes'}\n",
+    "policies:\n  - {name: p, type: pii_detection, reviewers_see_prompt: true}\n",
+    "policies:\n  - {name: p, type: pii_detection, action: warn, reviewers_see_prompt: true}\n",
+    "policies:\n  - {name: r, type: rate_limit, max_requests_per_minute: 5, reviewers_see_prompt: false}\n",
     // targets (a target without a key of its own is fine: it uses the
     // organisation's default for its kind, with a lint warning)
     "policies: []\nproviders:\n  targets:\n    - id: azure-eu\n      provider: {secret_key_ref: {env: K}}\n",

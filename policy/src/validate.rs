@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use crate::config::{
     Action, PiiEntity, Policy, PolicyConfig, ProviderKind, Providers, Rule, SecretKeyRef, Target,
 };
+use crate::content::ContentMatcher;
 use crate::diagnostic::{Diagnostic, Severity, closest, did_you_mean_one_of, one_of};
 use crate::lint::EnvRef;
 use crate::pii::{CustomPattern, Scanner, check_allow_entry};
@@ -23,7 +24,13 @@ use crate::route::{is_anthropic_model, route_in};
 use crate::yaml::{Node, NodeKind, Pos, Scalar, Style, quote_short};
 
 const ROOT_KEYS: &[&str] = &["policies", "providers"];
-const POLICY_TYPES: &[&str] = &["pii_detection", "cost_limit", "model_filter", "rate_limit"];
+const POLICY_TYPES: &[&str] = &[
+    "pii_detection",
+    "cost_limit",
+    "model_filter",
+    "rate_limit",
+    "content_filter",
+];
 const COMMON_POLICY_KEYS: &[&str] = &["name", "type", "enabled", "action"];
 const ALL_ACTIONS: &[&str] = &["block", "redact", "warn", "escalate"];
 const PROVIDERS_KEYS: &[&str] = &["targets"];
@@ -44,21 +51,61 @@ fn type_keys(ty: &str) -> &'static [&'static str] {
             "custom_patterns",
             "restore",
             "scan_responses",
+            "reviewers_see_prompt",
         ],
         "cost_limit" => &["monthly_limit"],
         "model_filter" => &["allowed_models", "denied_models"],
         "rate_limit" => &["max_requests_per_minute", "max_tokens_per_minute"],
+        "content_filter" => &["keywords", "patterns", "reviewers_see_prompt"],
         _ => &[],
     }
 }
 
-/// The actions a policy type accepts.
+/// The actions a policy type accepts (the default first when it is not `block`).
 fn type_actions(ty: &str) -> &'static [&'static str] {
     match ty {
         "pii_detection" => ALL_ACTIONS,
         "model_filter" => &["block"],
+        "content_filter" => &["escalate", "block", "warn"],
         _ => &["block", "warn"],
     }
+}
+
+/// The action of a policy without `action`.
+fn default_action(ty: Option<&str>) -> Action {
+    match ty {
+        Some("content_filter") => Action::Escalate,
+        _ => Action::Block,
+    }
+}
+
+/// The policy types that accept field `key`.
+fn key_owners(key: &str) -> Vec<&'static str> {
+    POLICY_TYPES
+        .iter()
+        .copied()
+        .filter(|t| type_keys(t).contains(&key))
+        .collect()
+}
+
+/// `a`, `a` and `b`, `a`, `b` and `c` (each in backquotes).
+fn and_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    }
+}
+
+/// A field of policy type `ty` that `key` (a field of another type) was probably meant to be:
+/// a typo away, or one name containing the other (`custom_patterns` / `patterns`).
+fn similar_type_key(key: &str, ty: &str) -> Option<&'static str> {
+    let keys = type_keys(ty);
+    closest(key, keys).or_else(|| {
+        keys.iter()
+            .copied()
+            .find(|k| k.len() >= 5 && key.len() >= 5 && (key.contains(k) || k.contains(key)))
+    })
 }
 
 fn entity_names() -> Vec<&'static str> {
@@ -619,45 +666,42 @@ impl Validator {
                 continue;
             }
             let key_path = join(&path, key_name);
-            let owner = POLICY_TYPES
-                .iter()
-                .find(|t| type_keys(t).contains(key_name));
-            match (ty, owner) {
-                (Some(t), Some(o)) if *o == t => {}
-                (None, Some(_)) => {}
-                (Some(t), Some(o)) => {
-                    let accepted: Vec<&str> = COMMON_POLICY_KEYS
-                        .iter()
-                        .chain(type_keys(t))
-                        .copied()
-                        .collect();
+            let owners = key_owners(key_name);
+            match ty {
+                Some(t) if owners.contains(&t) => {}
+                None if !owners.is_empty() => {}
+                Some(t) if !owners.is_empty() => {
+                    let owned_by =
+                        format!("`{key_name}` belongs to {} policies", and_list(&owners));
+                    let help = match similar_type_key(key_name, t) {
+                        Some(k) => format!("did you mean `{k}`? ({owned_by})"),
+                        None => {
+                            let accepted: Vec<&str> = COMMON_POLICY_KEYS
+                                .iter()
+                                .chain(type_keys(t))
+                                .copied()
+                                .collect();
+                            format!("{owned_by}; a `{t}` policy accepts {}", one_of(&accepted))
+                        }
+                    };
                     self.error(
                         key.pos,
                         &key_path,
                         format!("field `{key_name}` does not apply to a `{t}` policy"),
-                        Some(format!(
-                            "`{key_name}` belongs to `{o}` policies; a `{t}` policy accepts {}",
-                            one_of(&accepted)
-                        )),
+                        Some(help),
                     );
                 }
-                (t, None) => {
-                    let allowed: Vec<&str> = match t {
-                        Some(t) => COMMON_POLICY_KEYS
-                            .iter()
-                            .chain(type_keys(t))
-                            .copied()
-                            .collect(),
-                        None => COMMON_POLICY_KEYS
-                            .iter()
-                            .copied()
-                            .chain(
-                                POLICY_TYPES
-                                    .iter()
-                                    .flat_map(|t| type_keys(t).iter().copied()),
-                            )
-                            .collect(),
+                t => {
+                    let mut allowed: Vec<&str> = COMMON_POLICY_KEYS.to_vec();
+                    let types: &[&str] = match t {
+                        Some(t) => &[t],
+                        None => POLICY_TYPES,
                     };
+                    for k in types.iter().flat_map(|t| type_keys(t).iter()) {
+                        if !allowed.contains(k) {
+                            allowed.push(k);
+                        }
+                    }
                     self.unknown_field(key, &key_path, key_name, &allowed);
                 }
             }
@@ -685,7 +729,7 @@ impl Validator {
 
         // action
         let action = match fields.get("action") {
-            None => Some(Action::Block),
+            None => Some(default_action(ty)),
             Some(v) => self.action(v, &join(&path, "action"), ty),
         };
 
@@ -694,6 +738,7 @@ impl Validator {
             Some("cost_limit") => self.cost_rule(node, &fields, &path, action),
             Some("model_filter") => self.model_rule(node, &fields, &path, enabled.unwrap_or(true)),
             Some("rate_limit") => self.rate_rule(node, &fields, &path, action),
+            Some("content_filter") => self.content_rule(node, &fields, &path, action),
             _ => None,
         };
 
@@ -748,6 +793,9 @@ impl Validator {
                 let t = ty.unwrap_or_default();
                 let help = if t == "model_filter" {
                     "a `model_filter` policy always blocks: remove `action`, or write `action: block`"
+                        .to_owned()
+                } else if t == "content_filter" {
+                    "a `content_filter` policy accepts `escalate` (the default), `block` or `warn`; it cannot redact: to replace matched values before the provider sees them, use a `pii_detection` policy with `custom_patterns` and `action: redact`"
                         .to_owned()
                 } else {
                     format!("a `{t}` policy accepts {}", one_of(allowed))
@@ -854,7 +902,7 @@ impl Validator {
                     v,
                     &p,
                     "a list of custom patterns (`{name: ..., pattern: ...}`)",
-                    |me, n, p| me.custom_pattern(n, p, &mut seen),
+                    |me, n, p| me.custom_pattern(n, p, &mut seen, PatternOwner::PiiDetection),
                 )
             }
         };
@@ -880,6 +928,7 @@ impl Validator {
                 }
             }
         };
+        let reviewers_see_prompt = self.reviewers_see_prompt(f, path, action);
         let (entities, allowlist, custom_patterns) = (entities?, allowlist?, custom?);
         let scanner = Scanner::new(&entities, &custom_patterns, &allowlist);
         Some(Rule::PiiDetection {
@@ -889,16 +938,170 @@ impl Validator {
             custom_patterns,
             restore: restore?,
             scan_responses: scan_responses?,
+            reviewers_see_prompt: reviewers_see_prompt?,
             scanner,
         })
     }
 
-    /// One `custom_patterns` entry: `{name: <lowercase word>, pattern: <regex>}`.
+    /// `reviewers_see_prompt` (`pii_detection` and `content_filter`): a boolean, `true` only
+    /// with `action: escalate` (no other action puts a request in front of a reviewer).
+    fn reviewers_see_prompt(
+        &mut self,
+        f: &Fields<'_>,
+        path: &str,
+        action: Option<Action>,
+    ) -> Option<bool> {
+        let v = match f.get("reviewers_see_prompt") {
+            None => return Some(false),
+            Some(v) => v,
+        };
+        let p = join(path, "reviewers_see_prompt");
+        let r = self.boolean(v, &p)?;
+        match action {
+            Some(a) if r && a != Action::Escalate => {
+                self.error(
+                    v.pos,
+                    &p,
+                    "`reviewers_see_prompt` only applies to `action: escalate`",
+                    Some(format!(
+                        "set `action: escalate`, or remove `reviewers_see_prompt`: with `action: {a}` no request is held for a reviewer"
+                    )),
+                );
+                None
+            }
+            _ => Some(r),
+        }
+    }
+
+    /// `type: content_filter`: `keywords` and/or `patterns` (at least one entry in all),
+    /// `action` (default `escalate`), `reviewers_see_prompt`.
+    fn content_rule(
+        &mut self,
+        node: &Node,
+        f: &Fields<'_>,
+        path: &str,
+        action: Option<Action>,
+    ) -> Option<Rule> {
+        let keywords_node = f.get("keywords");
+        let keywords = match keywords_node {
+            None => Some(Vec::new()),
+            Some(v) => self.keywords(v, &join(path, "keywords")),
+        };
+        let patterns_node = f.get("patterns");
+        let patterns = match patterns_node {
+            None => Some(Vec::new()),
+            Some(v) => {
+                let p = join(path, "patterns");
+                let mut seen: Vec<(String, usize)> = Vec::new();
+                self.list(
+                    v,
+                    &p,
+                    "a list of patterns (`{name: ..., pattern: ...}`)",
+                    |me, n, p| me.custom_pattern(n, p, &mut seen, PatternOwner::ContentFilter),
+                )
+            }
+        };
+        let reviewers_see_prompt = self.reviewers_see_prompt(f, path, action);
+        let (keywords, patterns) = (keywords?, patterns?);
+        if keywords.is_empty() && patterns.is_empty() {
+            // At the first (empty) list written, else at the policy.
+            let (at, at_path, message) = match (keywords_node, patterns_node) {
+                (Some(k), _) => (
+                    k.pos,
+                    join(path, "keywords"),
+                    "a `content_filter` policy needs at least one keyword or pattern: `keywords` is empty",
+                ),
+                (None, Some(p)) => (
+                    p.pos,
+                    join(path, "patterns"),
+                    "a `content_filter` policy needs at least one keyword or pattern: `patterns` is empty",
+                ),
+                (None, None) => (
+                    node.pos,
+                    path.to_owned(),
+                    "missing `keywords` or `patterns`: a `content_filter` policy needs at least one keyword or pattern",
+                ),
+            };
+            self.error(
+                at,
+                &at_path,
+                message,
+                Some("add `keywords: [merger agreement, layoffs]` (words or phrases, matched as whole words, ignoring case) or `patterns: [{name: project_code, pattern: 'PRJ-[0-9]{4}'}]` (regular expressions)".to_owned()),
+            );
+            return None;
+        }
+        let matcher = match ContentMatcher::new(&keywords, &patterns) {
+            Ok(m) => m,
+            Err(why) => {
+                let (at, at_path) = match keywords_node {
+                    Some(k) => (k.pos, join(path, "keywords")),
+                    None => (node.pos, path.to_owned()),
+                };
+                self.error(
+                    at,
+                    &at_path,
+                    format!("the keywords cannot be compiled: {why}"),
+                    Some("split the keywords over several `content_filter` policies".to_owned()),
+                );
+                return None;
+            }
+        };
+        Some(Rule::ContentFilter {
+            keywords: matcher.keywords().to_vec(),
+            patterns,
+            action: action?,
+            reviewers_see_prompt: reviewers_see_prompt?,
+            matcher,
+        })
+    }
+
+    /// A content filter's `keywords`: non-blank strings. Repeated keywords (ignoring case and
+    /// spacing) and keywords that look like regular expressions are warnings.
+    fn keywords(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
+        let mut seen: Vec<(String, String, usize)> = Vec::new();
+        self.list(node, path, "a list of keywords", |me, n, p| {
+            let s = me.string(n, p, "a keyword")?;
+            if s.trim().is_empty() {
+                me.error(
+                    n.pos,
+                    p,
+                    "a keyword must not be empty",
+                    Some("write a word or phrase, e.g. `merger agreement`, or remove the entry".to_owned()),
+                );
+                return None;
+            }
+            let key = s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            if let Some((first, _, line)) = seen.iter().find(|(_, k, _)| *k == key) {
+                let help = format!(
+                    "`{first}` on line {line} matches the same text (keywords ignore case and spacing); remove one of them"
+                );
+                me.warning(n.pos, p, format!("duplicate keyword `{}`", s.trim()), Some(help));
+            } else {
+                seen.push((s.trim().to_owned(), key, n.pos.line));
+            }
+            if looks_like_regex(s) {
+                me.warning(
+                    n.pos,
+                    p,
+                    format!(
+                        "keyword `{}` looks like a regular expression, but keywords match as plain text",
+                        s.trim()
+                    ),
+                    Some("move it to `patterns`, e.g. `patterns: [{name: my_pattern, pattern: '...'}]`".to_owned()),
+                );
+            }
+            Some(s.trim().to_owned())
+        })
+    }
+
+    /// One `custom_patterns` (`pii_detection`) or `patterns` (`content_filter`) entry:
+    /// `{name: <lowercase word>, pattern: <regex>}`.
     fn custom_pattern(
         &mut self,
         node: &Node,
         path: &str,
         seen: &mut Vec<(String, usize)>,
+        owner: PatternOwner,
     ) -> Option<CustomPattern> {
         let fields = self.fields(node, path, "a custom pattern (`{name: ..., pattern: ...}`)")?;
         self.unknown_fields(&fields, path, CUSTOM_PATTERN_KEYS);
@@ -939,13 +1142,19 @@ impl Validator {
                     );
                     None
                 } else if PiiEntity::from_name(name).is_some() {
+                    let help = match owner {
+                        PatternOwner::PiiDetection => format!(
+                            "list it in `entities` instead, or give your pattern another name (e.g. `{name}_custom`)"
+                        ),
+                        PatternOwner::ContentFilter => format!(
+                            "give your pattern another name (e.g. `{name}_custom`): matches are reported by name, and `{name}` would read as a PII finding"
+                        ),
+                    };
                     self.error(
                         v.pos,
                         &p,
                         format!("`{name}` is a built-in entity"),
-                        Some(format!(
-                            "list it in `entities` instead, or give your pattern another name (e.g. `{name}_custom`)"
-                        )),
+                        Some(help),
                     );
                     None
                 } else if let Some((_, line)) = seen.iter().find(|(n, _)| n == name) {
@@ -1501,6 +1710,23 @@ impl Validator {
     }
 }
 
+/// Which kind of policy a named pattern belongs to (for help texts).
+#[derive(Clone, Copy)]
+enum PatternOwner {
+    /// `pii_detection`'s `custom_patterns`.
+    PiiDetection,
+    /// `content_filter`'s `patterns`.
+    ContentFilter,
+}
+
+/// Whether a keyword looks like it was meant as a regular expression (`PRJ-\d+`, `foo.*`).
+fn looks_like_regex(keyword: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        r"\d", r"\w", r"\s", r"\b", ".*", ".+", "[0-9]", "[a-z]", "[A-Z]", "{1,", "(?i)",
+    ];
+    SIGNS.iter().any(|s| keyword.contains(s))
+}
+
 /// `[A-Za-z_][A-Za-z0-9_]*`
 fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -1612,8 +1838,8 @@ fn type_help(node: &Node, what: &str) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use crate::{
-        Action, Diagnostic, PiiEntity, ProviderKind, Rule, Scanner, SecretKeyRef, Severity, lint,
-        parse, render_diagnostics,
+        Action, ContentMatcher, CustomPattern, Diagnostic, PiiEntity, ProviderKind, Rule, Scanner,
+        SecretKeyRef, Severity, lint, parse, render_diagnostics,
     };
 
     const SPEC: &str = include_str!("../testdata/spec-example.yaml");
@@ -1667,6 +1893,7 @@ mod tests {
                 custom_patterns: vec![],
                 restore: false,
                 scan_responses: false,
+                reviewers_see_prompt: false,
                 scanner: Scanner::default(),
             }
         );
@@ -2031,6 +2258,7 @@ providers:
                 custom_patterns: vec![],
                 restore: true,
                 scan_responses: false,
+                reviewers_see_prompt: false,
                 scanner: Scanner::new(
                     &[PiiEntity::Email, PiiEntity::CreditCard],
                     &[],
@@ -2698,6 +2926,393 @@ policies:
         assert_eq!(json["policies"][0]["scan_responses"], true);
         let d = one("policies:\n  - {name: p, type: pii_detection, scan_responses: yes}\n");
         assert_eq!(d.path, "policies[0].scan_responses");
+    }
+
+    #[test]
+    fn content_filter_parses_with_escalate_by_default() {
+        let src = "\
+policies:
+  - name: deals
+    type: content_filter
+    keywords: [merger agreement, \" Project Falcon \"]
+    patterns:
+      - {name: project_code, pattern: 'PRJ-[0-9]{4}'}
+    reviewers_see_prompt: true
+  - {name: words, type: content_filter, action: warn, keywords: [layoffs]}
+  - {name: codes, type: content_filter, action: block, patterns: [{name: ticket, pattern: 'T-[0-9]+'}], reviewers_see_prompt: false}
+  - {name: pii, type: pii_detection, action: escalate, reviewers_see_prompt: true}
+";
+        assert!(warnings(src).is_empty());
+        let cfg = parse(src).unwrap();
+        let keywords = vec![s("merger agreement"), s("Project Falcon")];
+        let patterns = vec![CustomPattern::new("project_code", "PRJ-[0-9]{4}").unwrap()];
+        assert_eq!(
+            cfg.policies[0].rule,
+            Rule::ContentFilter {
+                matcher: ContentMatcher::new(&keywords, &patterns).unwrap(),
+                keywords,
+                patterns,
+                action: Action::Escalate,
+                reviewers_see_prompt: true,
+            }
+        );
+        let summary: Vec<(&str, Action, bool)> = cfg
+            .policies
+            .iter()
+            .map(|p| {
+                (
+                    p.rule.type_name(),
+                    p.rule.action(),
+                    p.reviewers_see_prompt(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("content_filter", Action::Escalate, true),
+                ("content_filter", Action::Warn, false),
+                ("content_filter", Action::Block, false),
+                ("pii_detection", Action::Escalate, true),
+            ]
+        );
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(
+            json["policies"][0],
+            serde_json::json!({
+                "name": "deals",
+                "enabled": true,
+                "type": "content_filter",
+                "keywords": ["merger agreement", "Project Falcon"],
+                "patterns": [{"name": "project_code", "pattern": "PRJ-[0-9]{4}"}],
+                "action": "escalate",
+                "reviewers_see_prompt": true
+            })
+        );
+        assert_eq!(json["policies"][3]["reviewers_see_prompt"], true);
+    }
+
+    #[test]
+    fn content_filter_errors() {
+        let src = "\
+policies:
+  - name: nothing
+    type: content_filter
+  - name: empty
+    type: content_filter
+    keywords: []
+    patterns: []
+  - name: bad
+    type: content_filter
+    action: redact
+    keywords: [merger, \"\", 42, \"  \"]
+    patterns:
+      - {name: broken, pattern: 'PRJ-([0-9]'}
+      - {name: email, pattern: 'x+'}
+      - {name: Bad-Name, pattern: 'y+'}
+      - {name: empty, pattern: 'x*'}
+    keyword: [x]
+    custom_patterns: []
+  - name: review-blocked
+    type: content_filter
+    action: block
+    keywords: [x]
+    reviewers_see_prompt: true
+  - name: types
+    type: content_filter
+    action: esclate
+    keywords: merger
+    patterns: {name: x}
+    reviewers_see_prompt: \"yes\"
+  - {name: only-patterns, type: content_filter, patterns: []}
+";
+        let d = errors(src);
+        let got: Vec<_> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.path.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    2,
+                    5,
+                    "policies[0]",
+                    "missing `keywords` or `patterns`: a `content_filter` policy needs at least one keyword or pattern"
+                ),
+                (
+                    6,
+                    15,
+                    "policies[1].keywords",
+                    "a `content_filter` policy needs at least one keyword or pattern: `keywords` is empty"
+                ),
+                (
+                    10,
+                    13,
+                    "policies[2].action",
+                    "a `content_filter` policy cannot use `action: redact`"
+                ),
+                (
+                    11,
+                    24,
+                    "policies[2].keywords[1]",
+                    "a keyword must not be empty"
+                ),
+                (
+                    11,
+                    28,
+                    "policies[2].keywords[2]",
+                    "expected a keyword, found a number (42)"
+                ),
+                (
+                    11,
+                    32,
+                    "policies[2].keywords[3]",
+                    "a keyword must not be empty"
+                ),
+                (
+                    13,
+                    33,
+                    "policies[2].patterns[0].pattern",
+                    "invalid regular expression: unclosed group"
+                ),
+                (
+                    14,
+                    16,
+                    "policies[2].patterns[1].name",
+                    "`email` is a built-in entity"
+                ),
+                (
+                    15,
+                    16,
+                    "policies[2].patterns[2].name",
+                    "\"Bad-Name\" is not a valid entity name: use a lowercase word (letters, digits and `_`, starting with a letter, at most 32 characters)"
+                ),
+                (
+                    16,
+                    32,
+                    "policies[2].patterns[3].pattern",
+                    "invalid regular expression: the pattern matches the empty string, so it would match everywhere"
+                ),
+                (17, 5, "policies[2].keyword", "unknown field `keyword`"),
+                (
+                    18,
+                    5,
+                    "policies[2].custom_patterns",
+                    "field `custom_patterns` does not apply to a `content_filter` policy"
+                ),
+                (
+                    23,
+                    27,
+                    "policies[3].reviewers_see_prompt",
+                    "`reviewers_see_prompt` only applies to `action: escalate`"
+                ),
+                (26, 13, "policies[4].action", "unknown action `esclate`"),
+                (
+                    27,
+                    15,
+                    "policies[4].keywords",
+                    "expected a list of keywords, found a string (\"merger\")"
+                ),
+                (
+                    28,
+                    15,
+                    "policies[4].patterns",
+                    "expected a list of patterns (`{name: ..., pattern: ...}`), found a mapping"
+                ),
+                (
+                    29,
+                    27,
+                    "policies[4].reviewers_see_prompt",
+                    "expected `true` or `false`, found a string (\"yes\")"
+                ),
+                (
+                    30,
+                    59,
+                    "policies[5].patterns",
+                    "a `content_filter` policy needs at least one keyword or pattern: `patterns` is empty"
+                ),
+            ]
+        );
+        let help = |i: usize| d[i].suggestion.as_deref().unwrap();
+        assert_eq!(
+            help(0),
+            "add `keywords: [merger agreement, layoffs]` (words or phrases, matched as whole words, ignoring case) or `patterns: [{name: project_code, pattern: 'PRJ-[0-9]{4}'}]` (regular expressions)"
+        );
+        assert_eq!(help(1), help(0));
+        assert_eq!(
+            help(2),
+            "a `content_filter` policy accepts `escalate` (the default), `block` or `warn`; it cannot redact: to replace matched values before the provider sees them, use a `pii_detection` policy with `custom_patterns` and `action: redact`"
+        );
+        assert_eq!(help(4), "put it in quotes: \"42\"");
+        assert_eq!(
+            help(7),
+            "give your pattern another name (e.g. `email_custom`): matches are reported by name, and `email` would read as a PII finding"
+        );
+        assert_eq!(help(10), "did you mean `keywords`?");
+        assert_eq!(
+            help(11),
+            "did you mean `patterns`? (`custom_patterns` belongs to `pii_detection` policies)"
+        );
+        assert_eq!(
+            help(12),
+            "set `action: escalate`, or remove `reviewers_see_prompt`: with `action: block` no request is held for a reviewer"
+        );
+        assert_eq!(
+            help(13),
+            "did you mean `escalate`? (expected one of `escalate`, `block`, `warn`)"
+        );
+        assert_eq!(help(14), "write a list: [merger]");
+        assert_eq!(help(16), "write `true` (without quotes)");
+    }
+
+    #[test]
+    fn reviewers_see_prompt_needs_escalate() {
+        // `pii_detection` blocks by default.
+        let d = one("policies:\n  - {name: p, type: pii_detection, reviewers_see_prompt: true}\n");
+        assert_eq!(
+            (d.line, d.column, d.path.as_str(), d.message.as_str()),
+            (
+                2,
+                58,
+                "policies[0].reviewers_see_prompt",
+                "`reviewers_see_prompt` only applies to `action: escalate`"
+            )
+        );
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some(
+                "set `action: escalate`, or remove `reviewers_see_prompt`: with `action: block` no request is held for a reviewer"
+            )
+        );
+        for action in ["redact", "warn"] {
+            let d = one(&format!(
+                "policies:\n  - {{name: p, type: pii_detection, action: {action}, reviewers_see_prompt: true}}\n"
+            ));
+            assert_eq!(
+                d.message,
+                "`reviewers_see_prompt` only applies to `action: escalate`"
+            );
+        }
+        let d = one(
+            "policies:\n  - {name: c, type: content_filter, action: warn, keywords: [x], reviewers_see_prompt: true}\n",
+        );
+        assert!(
+            d.suggestion
+                .unwrap()
+                .ends_with("with `action: warn` no request is held for a reviewer")
+        );
+        // `false` is the default, whatever the action.
+        assert!(
+            parse("policies:\n  - {name: p, type: pii_detection, reviewers_see_prompt: false}\n")
+                .is_ok()
+        );
+        // Other types do not take the field; a `pii_detection` policy does not take `patterns`.
+        let d = errors(
+            "policies:\n  - {name: c, type: cost_limit, monthly_limit: 5, reviewers_see_prompt: true}\n  - {name: p, type: pii_detection, patterns: []}\n",
+        );
+        assert_eq!(
+            (d[0].path.as_str(), d[0].message.as_str()),
+            (
+                "policies[0].reviewers_see_prompt",
+                "field `reviewers_see_prompt` does not apply to a `cost_limit` policy"
+            )
+        );
+        assert_eq!(
+            d[0].suggestion.as_deref(),
+            Some(
+                "`reviewers_see_prompt` belongs to `pii_detection` and `content_filter` policies; a `cost_limit` policy accepts `name`, `type`, `enabled`, `action`, `monthly_limit`"
+            )
+        );
+        assert_eq!(
+            d[1].message,
+            "field `patterns` does not apply to a `pii_detection` policy"
+        );
+        assert_eq!(
+            d[1].suggestion.as_deref(),
+            Some(
+                "did you mean `custom_patterns`? (`patterns` belongs to `content_filter` policies)"
+            )
+        );
+        // Unknown keys of a content filter list its own fields.
+        let d = one("policies:\n  - {name: c, type: content_filter, keywords: [x], zzz: 1}\n");
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some(
+                "expected one of `name`, `type`, `enabled`, `action`, `keywords`, `patterns`, `reviewers_see_prompt`"
+            )
+        );
+        let d = one(
+            "policies:\n  - {name: c, type: content_filter, keywords: [x], reviewers_see_promt: true}\n",
+        );
+        assert_eq!(d.message, "unknown field `reviewers_see_promt`");
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some("did you mean `reviewers_see_prompt`?")
+        );
+    }
+
+    #[test]
+    fn content_filter_warnings_and_limits() {
+        let src = "\
+policies:
+  - name: deals
+    type: content_filter
+    keywords:
+      - merger agreement
+      - Merger  Agreement
+      - 'PRJ-\\d+'
+";
+        assert_eq!(
+            warnings(src),
+            [
+                (
+                    6,
+                    9,
+                    s("policies[0].keywords[1]"),
+                    s("duplicate keyword `Merger  Agreement`")
+                ),
+                (
+                    7,
+                    9,
+                    s("policies[0].keywords[2]"),
+                    s(
+                        "keyword `PRJ-\\d+` looks like a regular expression, but keywords match as plain text"
+                    )
+                ),
+            ]
+        );
+        let report = lint(src);
+        let w: Vec<_> = report.warnings().collect();
+        assert_eq!(
+            w[0].suggestion.as_deref(),
+            Some(
+                "`merger agreement` on line 5 matches the same text (keywords ignore case and spacing); remove one of them"
+            )
+        );
+        assert_eq!(
+            w[1].suggestion.as_deref(),
+            Some("move it to `patterns`, e.g. `patterns: [{name: my_pattern, pattern: '...'}]`")
+        );
+        // Keywords too large to compile.
+        let src = format!(
+            "policies:\n  - name: huge\n    type: content_filter\n    keywords: [{}]\n",
+            "ks".repeat(60_000)
+        );
+        let d = one(&src);
+        assert_eq!(
+            (d.line, d.column, d.path.as_str(), d.message.as_str()),
+            (
+                4,
+                15,
+                "policies[0].keywords",
+                "the keywords cannot be compiled: the expression is too large (its compiled form exceeds 1048576 bytes)"
+            )
+        );
+        assert_eq!(
+            d.suggestion.as_deref(),
+            Some("split the keywords over several `content_filter` policies")
+        );
     }
 
     #[test]

@@ -93,6 +93,11 @@ const TOKENS: &[&str] = &[
     "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
     "enabled: false",
     "monthly_limit: 0",
+    "type: content_filter",
+    "keywords: [merger agreement, '(']",
+    "patterns: [{name: code, pattern: 'PRJ-[0-9]+'}]",
+    "reviewers_see_prompt: true",
+    "action: escalate",
 ];
 
 /// A valid config with `edits` random splices/deletions.

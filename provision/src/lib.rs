@@ -405,6 +405,7 @@ impl Provisioner {
                 kind: store::crypto::TokenKind::Gateway,
                 team_id: Some(team_id.to_owned()),
                 expires_at: None,
+                user_id: None,
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -141,6 +141,10 @@ pub async fn watch_forever(db: store::Db) {
         if let Err(err) = watch_once(&db).await {
             tracing::warn!(error = %err, "checking health and budgets for notifications failed");
         }
+        // Prompts kept for reviewers go when their escalation expires.
+        if let Err(err) = store::escalations::erase_expired_prompts(&db).await {
+            tracing::warn!(error = %err, "erasing the prompts of expired escalations failed");
+        }
     }
 }
 

@@ -98,17 +98,6 @@ impl Browser {
     }
 }
 
-async fn create_user(s: &Stack, email: &str, role: &str, password: &str) {
-    let out = s
-        .install
-        .run(
-            &["admin", "create-user", "--email", email, "--role", role],
-            Some(&format!("{password}\n")),
-        )
-        .await;
-    assert!(out.status.success(), "{out}");
-}
-
 async fn console(db: &TestDatabase) {
     let s = start_stack(db).await;
     let b = s.backend;
@@ -116,8 +105,10 @@ async fn console(db: &TestDatabase) {
     let ops = s.team_with_key("Operations", "ops").await;
     let base = s.serve.url.clone();
 
-    create_user(&s, "admin@example.com", "admin", "admin password 123").await;
-    create_user(&s, "lead@example.com", "viewer", "lead password 123").await;
+    s.create_user("admin@example.com", "admin", "admin password 123")
+        .await;
+    s.create_user("lead@example.com", "viewer", "lead password 123")
+        .await;
     let r = s
         .admin
         .put(

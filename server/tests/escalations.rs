@@ -1,9 +1,12 @@
 //! Escalations (SPEC §10) through a real gateway and `kt serve`, on SQLite
 //! and PostgreSQL: a request an `escalate` policy holds answers 409 with an
-//! escalation id; the team's reviewer (its access token) sees it, another
-//! team does not; claim and approve; the same request resent with
-//! `X-Escalation-Id` passes exactly once, other content never; denial; and
-//! expiry.
+//! escalation id; the team sees it, another team does not; routing (the org
+//! admins while the team names no reviewers, then only its named reviewers,
+//! through a personal token); claim and approve; the same request resent
+//! with `X-Escalation-Id` passes exactly once, other content never, and the
+//! team's other policies still apply to it; denial; expiry; a
+//! `content_filter` that keeps the prompt for the reviewers, sealed, shown
+//! to them only and erased on resolution and on expiry.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -26,6 +29,17 @@ const ESCALATE_EMAILS: &str = "  - name: pii-review
     type: pii_detection
     action: escalate
     entities: [email]
+  - name: deal-review
+    type: content_filter
+    keywords: [acquisition, merger agreement]
+    patterns:
+      - name: project_codename
+        pattern: 'PRJ-[0-9]{4}'
+    reviewers_see_prompt: true
+  - name: phones
+    type: pii_detection
+    action: redact
+    entities: [phone]
 ";
 
 async fn send(gw: &str, key: &str, text: &str, escalation: Option<&str>) -> Reply {
@@ -55,7 +69,7 @@ async fn escalations(db: &TestDatabase) {
             admin.with_token(Some(t["token"].as_str().unwrap()))
         }
     };
-    let eng_reviewer = token(&eng.team_id).await;
+    let eng_token = token(&eng.team_id).await;
     let ops_reviewer = token(&ops.team_id).await;
 
     // --- Held: 409 with an escalation id; nothing reached the provider.
@@ -74,8 +88,8 @@ async fn escalations(db: &TestDatabase) {
         "[{b}] held, not forwarded"
     );
 
-    // --- Only the team's reviewers see it; metadata only.
-    let listed = eng_reviewer.get("/v1/escalations?status=pending").await;
+    // --- Only the team sees it; metadata only.
+    let listed = eng_token.get("/v1/escalations?status=pending").await;
     let e = listed
         .data()
         .into_iter()
@@ -111,6 +125,104 @@ async fn escalations(db: &TestDatabase) {
     let r = send(&gw.url, &eng.key, prompt, Some(&id)).await;
     assert_eq!(r.status, 409, "[{b}] not approved yet: {r}");
 
+    // --- Routing: while the team names no reviewers, its escalations go
+    // to the org admins; the team's own token cannot decide.
+    let claim = format!("/v1/escalations/{id}/claim");
+    let r = eng_token.post(&claim, &json!({})).await;
+    assert_eq!(r.status, 403, "[{b}] {r}");
+    assert!(r.to_string().contains("org admins"), "[{b}] {r}");
+    let r = s.admin.post(&claim, &json!({})).await;
+    assert_eq!(r.body["status"], "claimed", "[{b}] org admin claims: {r}");
+    let r = s
+        .admin
+        .post(&format!("/v1/escalations/{id}/unclaim"), &json!({}))
+        .await;
+    assert_eq!(r.body["status"], "pending", "[{b}] {r}");
+
+    // The team names its reviewers: a team lead with a personal token, and
+    // a member (who reviews in the console).
+    let reviewers = format!("/v1/teams/{}/reviewers", eng.team_id);
+    let r = eng_token.get(&reviewers).await;
+    assert_eq!(r.body["routed_to"], "org_admins", "[{b}] {r}");
+    s.team_user(&eng.team_id, "lead@eng.example", "team_lead")
+        .await;
+    s.team_user(&eng.team_id, "rita@eng.example", "member")
+        .await;
+    s.team_user(&eng.team_id, "vic@eng.example", "viewer").await;
+    s.team_user(&ops.team_id, "otto@ops.example", "team_lead")
+        .await;
+    for (who, why) in [
+        ("vic@eng.example", "viewer"),
+        ("otto@ops.example", "not a member of team eng"),
+        ("nobody@eng.example", "no console user"),
+    ] {
+        let r = s.admin.put(&reviewers, &json!({"reviewers": [who]})).await;
+        assert_eq!(r.status, 422, "[{b}] {who}: {r}");
+        assert!(r.to_string().contains(why), "[{b}] {who}: {r}");
+    }
+    let r = ops_reviewer
+        .put(&reviewers, &json!({"reviewers": ["otto@ops.example"]}))
+        .await;
+    assert_eq!(r.status, 404, "[{b}] another team's reviewers: {r}");
+    let r = s
+        .admin
+        .put(
+            &reviewers,
+            &json!({"reviewers": ["lead@eng.example", "rita@eng.example"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{b}] {r}");
+    assert_eq!(r.body["routed_to"], "team_reviewers", "[{b}] {r}");
+    let emails: Vec<String> = r
+        .data()
+        .iter()
+        .map(|v| v["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        emails,
+        ["lead@eng.example", "rita@eng.example"],
+        "[{b}] {r}"
+    );
+    // A personal token: for its user only, with the user's scope.
+    let r = s
+        .admin
+        .post(
+            "/v1/tokens",
+            &json!({"name": "rita", "token_type": "access", "user": "rita@eng.example"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "[{b}] members review in the console: {r}");
+    let r = s
+        .admin
+        .post(
+            "/v1/tokens",
+            &json!({"name": "lead", "token_type": "access", "user": "lead@eng.example", "team_id": ops.team_id}),
+        )
+        .await;
+    assert_eq!(
+        r.status, 400,
+        "[{b}] a personal token has its user's scope: {r}"
+    );
+    let r = s
+        .admin
+        .post(
+            "/v1/tokens",
+            &json!({"name": "lead", "token_type": "access", "user": "lead@eng.example"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "[{b}] {r}");
+    assert_eq!(r.body["team_id"], eng.team_id.as_str(), "[{b}] {r}");
+    let eng_reviewer = s.admin.with_token(Some(r.body["token"].as_str().unwrap()));
+    // Now the org admin and the team's token are not its reviewers.
+    for (who, api) in [("org admin", &s.admin), ("team token", &eng_token)] {
+        let r = api.post(&claim, &json!({})).await;
+        assert_eq!(r.status, 403, "[{b}] {who}: {r}");
+        assert!(
+            r.to_string().contains("lead@eng.example"),
+            "[{b}] {who}: {r}"
+        );
+    }
+
     // --- Claim, approve; the same request passes once.
     let r = eng_reviewer
         .post(&format!("/v1/escalations/{id}/claim"), &json!({}))
@@ -144,6 +256,13 @@ async fn escalations(db: &TestDatabase) {
     assert_eq!(r.status, 409, "[{b}] other content: {r}");
     let r = send(&gw.url, &eng.key, prompt, Some(&id)).await;
     assert_eq!(r.status, 200, "[{b}] approved retry: {r}");
+    // The team's other policies still applied to it (nothing to redact
+    // here, the retry passed the review only); see the phone case below.
+    let sent = s.standin.requests();
+    assert!(
+        last_user_text(&sent.last().unwrap().body).contains("alice@example.com"),
+        "[{b}] the approved request reached the provider as sent"
+    );
     let r = send(&gw.url, &eng.key, prompt, Some(&id)).await;
     assert_eq!(r.status, 409, "[{b}] a second retry: {r}");
     let shown = eng_reviewer.get(&format!("/v1/escalations/{id}")).await;
@@ -181,6 +300,109 @@ async fn escalations(db: &TestDatabase) {
     let r = send(&gw.url, &ops.key, prompt, Some(&id)).await;
     assert_eq!(r.status, 409, "[{b}] {r}");
 
+    // --- A content filter keeps the prompt for the reviewers only.
+    let deal = "Draft the acquisition memo for PRJ-2049; questions to +1 415 555 0134";
+    let r = send(&gw.url, &eng.key, deal, None).await;
+    assert_eq!(r.status, 409, "[{b}] {r}");
+    assert_eq!(r.body["error"]["policy"], "deal-review", "[{b}] {r}");
+    let deal_id = r.body["error"]["escalation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let one = format!("/v1/escalations/{deal_id}");
+    let shown = eng_reviewer.get(&one).await;
+    assert_eq!(
+        shown.body["entities"],
+        json!(["acquisition", "project_codename"]),
+        "[{b}] the matched terms: {shown}"
+    );
+    assert_eq!(shown.body["prompt_kept"], true, "[{b}] {shown}");
+    assert!(
+        shown.body["prompt"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(deal),
+        "[{b}] the reviewer reads the request: {shown}"
+    );
+    for (who, api) in [("the team's token", &eng_token), ("org admin", &s.admin)] {
+        let r = api.get(&one).await;
+        assert_eq!(r.status, 200, "[{b}] {who}: {r}");
+        assert!(
+            r.body.get("prompt").is_none(),
+            "[{b}] {who} is no reviewer: {r}"
+        );
+    }
+    let listed = eng_reviewer.get("/v1/escalations").await;
+    assert!(
+        !listed.to_string().contains("PRJ-2049"),
+        "[{b}] lists never carry prompts"
+    );
+    let r = eng_reviewer
+        .post(&format!("{one}/resolve"), &json!({"outcome": "approved"}))
+        .await;
+    assert_eq!(
+        r.body["prompt_kept"], false,
+        "[{b}] erased on resolution: {r}"
+    );
+    let shown = eng_reviewer.get(&one).await;
+    assert!(shown.body.get("prompt").is_none(), "[{b}] {shown}");
+    // The approved retry passes the review, and the team's redaction still
+    // applies to it.
+    let r = send(&gw.url, &eng.key, deal, Some(&deal_id)).await;
+    assert_eq!(r.status, 200, "[{b}] {r}");
+    let forwarded = last_user_text(&s.standin.requests().last().unwrap().body);
+    assert!(
+        forwarded.contains("PRJ-2049")
+            && !forwarded.contains("555 0134")
+            && forwarded.contains("[PHONE_"),
+        "[{b}] redacted after approval: {forwarded}"
+    );
+
+    // --- Two policies hold the same request: each review releases its own
+    // policy, and the resend names both escalations.
+    let both = "Mail erin@example.com the acquisition plan";
+    let approve = |id: String| {
+        let api = eng_reviewer.clone();
+        async move {
+            let r = api
+                .post(
+                    &format!("/v1/escalations/{id}/resolve"),
+                    &json!({"outcome": "approved"}),
+                )
+                .await;
+            assert_eq!(r.body["status"], "approved", "{r}");
+        }
+    };
+    let r = send(&gw.url, &eng.key, both, None).await;
+    assert_eq!(r.body["error"]["policy"], "pii-review", "[{b}] {r}");
+    let first = r.body["error"]["escalation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    approve(first.clone()).await;
+    let r = send(&gw.url, &eng.key, both, Some(&first)).await;
+    assert_eq!(r.status, 409, "[{b}] {r}");
+    assert_eq!(r.body["error"]["policy"], "deal-review", "[{b}] {r}");
+    let second = r.body["error"]["escalation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let header = format!("{first}, {second}");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&header),
+        "[{b}] the message names both: {r}"
+    );
+    let r = send(&gw.url, &eng.key, both, Some(&header)).await;
+    assert_eq!(r.status, 409, "[{b}] the second is not approved yet: {r}");
+    approve(second.clone()).await;
+    let r = send(&gw.url, &eng.key, both, Some(&header)).await;
+    assert_eq!(r.status, 200, "[{b}] both approved: {r}");
+    let r = send(&gw.url, &eng.key, both, Some(&header)).await;
+    assert_eq!(r.status, 409, "[{b}] once only: {r}");
+
     // --- Expiry: an escalation left unresolved cannot be approved.
     let short = s
         .install
@@ -208,6 +430,32 @@ async fn escalations(db: &TestDatabase) {
         expired.data().iter().any(|e| e["id"] == expiring.as_str()),
         "[{b}] {expired}"
     );
+    // A prompt kept for reviewers is erased when its escalation expires
+    // (by `kt serve`, within a few seconds).
+    let r = send(&short.url, &eng.key, "The merger agreement draft", None).await;
+    let lapsing = r.body["error"]["escalation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = eng_reviewer
+        .get(&format!("/v1/escalations/{lapsing}"))
+        .await;
+    assert_eq!(shown.body["prompt_kept"], true, "[{b}] {shown}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = eng_reviewer
+            .get(&format!("/v1/escalations/{lapsing}"))
+            .await;
+        if shown.body["prompt_kept"] == false {
+            assert_eq!(shown.body["status"], "expired", "[{b}] {shown}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "[{b}] the expired escalation's prompt was not erased: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     // The org admin sees every team's; audit entries name the reviewer.
     let all = s.admin.get("/v1/escalations").await;
     assert!(all.data().len() >= 3, "[{b}] {all}");
@@ -219,6 +467,13 @@ async fn escalations(db: &TestDatabase) {
     );
     assert!(
         actions.contains(&json!("escalation.claim")),
+        "[{b}] {audit}"
+    );
+    let audit = s.admin.get("/v1/audit?action=team.reviewers").await;
+    let entry = &audit.data()[0];
+    assert_eq!(
+        entry["after"]["reviewers"],
+        json!(["lead@eng.example", "rita@eng.example"]),
         "[{b}] {audit}"
     );
 }

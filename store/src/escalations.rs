@@ -33,6 +33,10 @@ pub struct Escalation {
     pub expires_at: i64,
     pub resolved_at: Option<i64>,
     pub used_at: Option<i64>,
+    /// The prompt, sealed with the master key, when the policy lets
+    /// reviewers see it; erased on resolution or expiry.
+    #[serde(skip)]
+    pub prompt_sealed: Option<String>,
 }
 
 impl Escalation {
@@ -52,7 +56,8 @@ impl Escalation {
 }
 
 const COLUMNS: &str = "escalation_id, team_id, gateway_id, token_id, policy, reason, model, entities, \
-    content_hash, status, claimed_by, resolved_by, note, created_at, expires_at, resolved_at, used_at";
+    content_hash, status, claimed_by, resolved_by, note, created_at, expires_at, resolved_at, used_at, \
+    prompt_sealed";
 
 /// What the gateway records.
 #[derive(Debug, Clone)]
@@ -66,14 +71,17 @@ pub struct NewEscalation<'a> {
     pub entities: &'a [String],
     pub content_hash: &'a str,
     pub ttl_ms: i64,
+    /// The prompt sealed with the master key (`reviewers_see_prompt`).
+    pub prompt_sealed: Option<&'a str>,
 }
 
 pub async fn create(db: &Db, new: &NewEscalation<'_>) -> Result<Escalation> {
     let now = now_ms();
     let sql = format!(
         "insert into escalation ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', \
-         null, null, null, $10, $11, null, null) returning {COLUMNS}"
+         null, null, null, $10, $11, null, null, $12) returning {COLUMNS}"
     );
+    let (reviewers, named) = routed_to(db, new.team_id).await?;
     let mut tx = db.begin().await?;
     let e = with_tx!(tx, conn => {
         sqlx::query_as::<_, Escalation>(&sql)
@@ -88,6 +96,7 @@ pub async fn create(db: &Db, new: &NewEscalation<'_>) -> Result<Escalation> {
             .bind(new.content_hash)
             .bind(now)
             .bind(now + new.ttl_ms)
+            .bind(new.prompt_sealed)
             .fetch_one(&mut *conn)
             .await
     })?;
@@ -102,11 +111,58 @@ pub async fn create(db: &Db, new: &NewEscalation<'_>) -> Result<Escalation> {
             "model": e.model,
             "entities": e.entities(),
             "expires_at": crate::format_ms(e.expires_at),
+            "reviewers": reviewers,
+            "routed_to": if named { "team_reviewers" } else { "org_admins" },
+            "prompt_shared": e.prompt_sealed.is_some(),
         }),
     )
     .await?;
     tx.commit().await?;
     Ok(e)
+}
+
+/// The additional data a held prompt is sealed with: it opens only for its
+/// team and its content.
+fn prompt_context(team_id: &str, content_hash: &str) -> Vec<u8> {
+    format!("escalation-prompt:{team_id}:{content_hash}").into_bytes()
+}
+
+/// Seals a held request's text for its reviewers.
+pub fn seal_prompt(
+    key: &crate::crypto::MasterKey,
+    team_id: &str,
+    content_hash: &str,
+    prompt: &str,
+) -> Result<String> {
+    key.encrypt(prompt.as_bytes(), &prompt_context(team_id, content_hash))
+}
+
+/// Opens a held request's text (for its reviewers only: the caller checks).
+pub fn open_prompt(key: &crate::crypto::MasterKey, e: &Escalation, sealed: &str) -> Result<String> {
+    let bytes = key.decrypt(sealed, &prompt_context(&e.team_id, &e.content_hash))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The policy an approval releases: `Some` for an approved, unused,
+/// unexpired escalation of `team_id` whose content hash matches.
+pub async fn approved_policy(
+    db: &Db,
+    id: &str,
+    team_id: &str,
+    content_hash: &str,
+) -> Result<Option<String>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_scalar::<_, String>(
+            "select policy from escalation where escalation_id = $1 and team_id = $2 \
+             and content_hash = $3 and status = 'approved' and used_at is null and expires_at > $4",
+        )
+        .bind(id)
+        .bind(team_id)
+        .bind(content_hash)
+        .bind(now_ms())
+        .fetch_optional(pool)
+        .await
+    })?)
 }
 
 /// Consumes an approval for a retry: true exactly once for an approved,
@@ -214,8 +270,8 @@ pub(crate) async fn resolve(
         ));
     }
     let sql = format!(
-        "update escalation set status = $2, resolved_by = $3, note = $4, resolved_at = $5 \
-         where escalation_id = $1 and status in ('pending', 'claimed') and expires_at > $5 \
+        "update escalation set status = $2, resolved_by = $3, note = $4, resolved_at = $5, \
+         prompt_sealed = null where escalation_id = $1 and status in ('pending', 'claimed') and expires_at > $5 \
          returning {COLUMNS}"
     );
     Ok(with_tx!(tx, conn => {
@@ -227,5 +283,88 @@ pub(crate) async fn resolve(
             .bind(now_ms())
             .fetch_optional(&mut *conn)
             .await
+    })?)
+}
+
+/// A team's designated reviewer.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+pub struct Reviewer {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub added_at: i64,
+}
+
+/// The designated reviewers of a team, by email.
+pub(crate) async fn reviewers(db: &Db, team_id: &str) -> Result<Vec<Reviewer>> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query_as::<_, Reviewer>(
+            "select u.user_id, u.email, u.role, r.added_at from team_reviewer r \
+             join app_user u on u.user_id = r.user_id \
+             where r.team_id = $1 and u.team_id = $1 and u.role <> 'viewer' order by u.email",
+        )
+        .bind(team_id)
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
+/// Replaces a team's reviewers (users already checked to be its members).
+pub(crate) async fn set_reviewers(tx: &mut Tx, team_id: &str, user_ids: &[String]) -> Result<()> {
+    let now = now_ms();
+    with_tx!(tx, conn => {
+        sqlx::query("delete from team_reviewer where team_id = $1")
+            .bind(team_id)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+    })?;
+    for user_id in user_ids {
+        with_tx!(tx, conn => {
+            sqlx::query("insert into team_reviewer (team_id, user_id, added_at) values ($1, $2, $3)")
+                .bind(team_id)
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        })?;
+    }
+    Ok(())
+}
+
+/// Who an escalation of `team_id` goes to: the team's reviewers' emails, or
+/// the org admins' when it names none. The flag says which.
+pub async fn routed_to(db: &Db, team_id: &str) -> Result<(Vec<String>, bool)> {
+    let named: Vec<String> = reviewers(db, team_id)
+        .await?
+        .into_iter()
+        .map(|r| r.email)
+        .collect();
+    if !named.is_empty() {
+        return Ok((named, true));
+    }
+    let admins = with_pool!(db, pool => {
+        sqlx::query_scalar::<_, String>(
+            "select email from app_user where role = 'admin' order by email",
+        )
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok((admins, false))
+}
+
+/// Erases the sealed prompts of escalations that expired unresolved (a
+/// resolution erases its own); returns how many.
+pub async fn erase_expired_prompts(db: &Db) -> Result<u64> {
+    Ok(with_pool!(db, pool => {
+        sqlx::query(
+            "update escalation set prompt_sealed = null \
+             where prompt_sealed is not null and expires_at <= $1",
+        )
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
     })?)
 }

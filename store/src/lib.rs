@@ -125,6 +125,9 @@ pub enum StoreError {
     /// The caller's scope does not allow the operation at all.
     #[error("forbidden")]
     Forbidden,
+    /// The caller may not do this, for a reason safe to show.
+    #[error("{0}")]
+    Denied(String),
     #[error("invalid database URL `{url}`: {reason}")]
     BadUrl { url: String, reason: String },
     #[error(transparent)]

@@ -62,6 +62,9 @@ pub struct Scoped {
     scope: Scope,
     /// Who acts, as recorded in the audit log.
     actor: String,
+    /// The console user behind the handle (a session or a personal API
+    /// token); `None` for a team or org token, which acts as itself.
+    user: Option<User>,
 }
 
 impl Scoped {
@@ -70,7 +73,26 @@ impl Scoped {
             db,
             scope,
             actor: "system".to_owned(),
+            user: None,
         }
+    }
+
+    /// The same handle, acting for a console user (reviewer checks need to
+    /// know who the person is).
+    pub fn as_user(mut self, user: User) -> Self {
+        self.user = Some(user);
+        self
+    }
+
+    /// The console user behind the handle, if any.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_ref()
+    }
+
+    /// An org admin: the org scope, as an org token or an admin user (not an
+    /// org-wide viewer).
+    fn is_org_admin(&self) -> bool {
+        self.scope == Scope::Org && self.user.as_ref().is_none_or(|u| u.role == "admin")
     }
 
     /// The same handle, recording its changes as made by `actor` (a token's
@@ -258,6 +280,9 @@ impl Scoped {
                 None => StoreError::Forbidden,
             });
         }
+        if let Some(user_id) = &new.user_id {
+            self.check_personal_token(user_id, new).await?;
+        }
         if let Some(team_id) = &new.team_id
             && let Some(team) = teams::get(&self.db, team_id).await?
             && team.archived_at.is_some()
@@ -276,10 +301,42 @@ impl Scoped {
             "token.create",
             ("token", &row.token_id),
             None,
-            Some(json!({"name": row.name, "token_type": row.token_type, "team_id": row.team_id, "prefix": row.prefix})),
+            Some(json!({"name": row.name, "token_type": row.token_type, "team_id": row.team_id, "prefix": row.prefix, "user_id": row.user_id})),
         )
         .await?;
         Ok(created)
+    }
+
+    /// A personal token is made by an org admin or by its user, and has
+    /// exactly its user's scope.
+    async fn check_personal_token(&self, user_id: &str, new: &NewToken) -> Result<()> {
+        let user = users::get(&self.db, user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !self.is_org_admin() && self.user.as_ref().map(|u| &u.user_id) != Some(&user.user_id) {
+            return Err(StoreError::Denied(format!(
+                "only an org admin or {} may create {}'s personal token",
+                user.email, user.email
+            )));
+        }
+        if !user.may_hold_api_token() {
+            return Err(StoreError::Invalid(format!(
+                "{} is a {}: personal API tokens are for org admins and team leads (reviewers with another role review in the console)",
+                user.email, user.role
+            )));
+        }
+        let expected = if user.role == "admin" {
+            None
+        } else {
+            user.team_id.as_deref()
+        };
+        if new.team_id.as_deref() != expected {
+            return Err(StoreError::Invalid(format!(
+                "a personal token has its user's scope: {}",
+                expected.map_or_else(|| "org-wide (no team)".to_owned(), |t| format!("team {t}"))
+            )));
+        }
+        Ok(())
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>> {
@@ -966,6 +1023,105 @@ impl Scoped {
         }
     }
 
+    /// A team's designated reviewers (escalations go to the org admins when
+    /// there are none).
+    pub async fn team_reviewers(&self, team_id: &str) -> Result<Vec<crate::escalations::Reviewer>> {
+        self.get_team(team_id).await?;
+        crate::escalations::reviewers(&self.db, team_id).await
+    }
+
+    /// Names a team's reviewers (replacing the list; empty = the org
+    /// admins review): org admins, or a team lead of that team. Each must be
+    /// a member of the team who is not a viewer.
+    pub async fn set_team_reviewers(
+        &self,
+        team_id: &str,
+        emails: &[String],
+    ) -> Result<Vec<crate::escalations::Reviewer>> {
+        let team = self.get_team(team_id).await?;
+        let lead = self
+            .user
+            .as_ref()
+            .is_some_and(|u| u.role == "team_lead" && u.team_id.as_deref() == Some(team_id));
+        if !self.is_org_admin() && !lead {
+            return Err(StoreError::Denied(format!(
+                "only an org admin or a team lead of {} may name its reviewers",
+                team.slug
+            )));
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for email in emails {
+            let email = email.trim();
+            let Some(user) = users::by_email(&self.db, email).await? else {
+                return Err(StoreError::Invalid(format!(
+                    "there is no console user {email}: create the user first"
+                )));
+            };
+            if user.team_id.as_deref() != Some(team_id) || user.role == "admin" {
+                return Err(StoreError::Invalid(format!(
+                    "{email} is not a member of team {}: add them to the team first",
+                    team.slug
+                )));
+            }
+            if user.role == "viewer" {
+                return Err(StoreError::Invalid(format!(
+                    "{email} is a viewer, who only reads: give them the member or team_lead role to review"
+                )));
+            }
+            if !ids.contains(&user.user_id) {
+                ids.push(user.user_id);
+            }
+        }
+        let before: Vec<String> = crate::escalations::reviewers(&self.db, team_id)
+            .await?
+            .into_iter()
+            .map(|r| r.email)
+            .collect();
+        let mut tx = self.db.begin().await?;
+        crate::escalations::set_reviewers(&mut tx, team_id, &ids).await?;
+        let mut named: Vec<&str> = emails.iter().map(|e| e.trim()).collect();
+        named.sort_unstable();
+        named.dedup();
+        self.commit_audited(
+            tx,
+            Some(team_id),
+            "team.reviewers",
+            ("team", team_id),
+            Some(json!({"reviewers": before})),
+            Some(json!({"reviewers": named})),
+        )
+        .await?;
+        crate::escalations::reviewers(&self.db, team_id).await
+    }
+
+    /// Whether the caller decides on `team_id`'s escalations: one of its
+    /// designated reviewers, or an org admin when it names none.
+    pub async fn reviews(&self, team_id: &str) -> Result<bool> {
+        let named = crate::escalations::reviewers(&self.db, team_id).await?;
+        Ok(if named.is_empty() {
+            self.is_org_admin()
+        } else {
+            self.user
+                .as_ref()
+                .is_some_and(|u| named.iter().any(|r| r.user_id == u.user_id))
+        })
+    }
+
+    async fn check_reviewer(&self, team_id: &str) -> Result<()> {
+        if self.reviews(team_id).await? {
+            return Ok(());
+        }
+        let (to, named) = crate::escalations::routed_to(&self.db, team_id).await?;
+        Err(StoreError::Denied(if named {
+            format!(
+                "this team's escalations go to its reviewers ({}); a team lead or an org admin can change them",
+                to.join(", ")
+            )
+        } else {
+            "this team names no reviewers, so its escalations go to the org admins; a team lead or an org admin can name reviewers".to_owned()
+        }))
+    }
+
     /// Claims (`true`) or unclaims an open escalation of the caller's team.
     pub async fn claim_escalation(
         &self,
@@ -973,6 +1129,7 @@ impl Scoped {
         claim: bool,
     ) -> Result<crate::escalations::Escalation> {
         let before = self.get_escalation(id).await?;
+        self.check_reviewer(&before.team_id).await?;
         let mut tx = self.db.begin().await?;
         let actor = claim.then_some(self.actor.as_str());
         let Some(e) = crate::escalations::set_claim(&mut tx, id, actor).await? else {
@@ -1005,6 +1162,7 @@ impl Scoped {
         note: Option<&str>,
     ) -> Result<crate::escalations::Escalation> {
         let before = self.get_escalation(id).await?;
+        self.check_reviewer(&before.team_id).await?;
         let mut tx = self.db.begin().await?;
         let Some(e) = crate::escalations::resolve(&mut tx, id, outcome, &self.actor, note).await?
         else {

@@ -19,6 +19,9 @@ pub struct TokenRow {
     /// After this time the token no longer works.
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// A personal access token acts as this console user (`None`: a team or
+    /// org token that acts as itself).
+    pub user_id: Option<String>,
 }
 
 impl TokenRow {
@@ -38,6 +41,8 @@ pub struct NewToken {
     pub team_id: Option<String>,
     /// Optional expiry (unix ms, in the future).
     pub expires_at: Option<i64>,
+    /// A personal access token's user; its scope must be that user's.
+    pub user_id: Option<String>,
 }
 
 /// A token just created: the row plus the secret, shown once.
@@ -47,8 +52,8 @@ pub struct CreatedToken {
     pub secret: String,
 }
 
-const COLUMNS: &str =
-    "token_id, name, token_type, team_id, prefix, created_at, revoked_at, expires_at, last_used_at";
+const COLUMNS: &str = "token_id, name, token_type, team_id, prefix, created_at, revoked_at, \
+    expires_at, last_used_at, user_id";
 
 pub(crate) async fn create(tx: &mut Tx, new: &NewToken) -> Result<CreatedToken> {
     if new.kind == TokenKind::Gateway && new.team_id.is_none() {
@@ -67,7 +72,13 @@ pub(crate) async fn create(tx: &mut Tx, new: &NewToken) -> Result<CreatedToken> 
         revoked_at: None,
         expires_at: new.expires_at,
         last_used_at: None,
+        user_id: new.user_id.clone(),
     };
+    if new.kind == TokenKind::Gateway && new.user_id.is_some() {
+        return Err(StoreError::Invalid(
+            "a gateway key belongs to a team, not to a person: leave `user` out".to_owned(),
+        ));
+    }
     if new.expires_at.is_some_and(|at| at <= row.created_at) {
         return Err(StoreError::Invalid(
             "`expires_at` must be in the future".to_owned(),
@@ -75,8 +86,8 @@ pub(crate) async fn create(tx: &mut Tx, new: &NewToken) -> Result<CreatedToken> 
     }
     with_tx!(tx, conn => {
         sqlx::query(
-            "insert into api_token (token_id, name, token_type, team_id, prefix, token_hash, created_at, expires_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "insert into api_token (token_id, name, token_type, team_id, prefix, token_hash, created_at, expires_at, user_id) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&row.token_id)
         .bind(&row.name)
@@ -86,6 +97,7 @@ pub(crate) async fn create(tx: &mut Tx, new: &NewToken) -> Result<CreatedToken> 
         .bind(&generated.hash)
         .bind(row.created_at)
         .bind(row.expires_at)
+        .bind(&row.user_id)
         .execute(&mut *conn)
         .await
         .map(|_| ())
@@ -106,6 +118,7 @@ pub async fn create_org_admin(db: &Db, name: &str) -> Result<CreatedToken> {
             kind: TokenKind::Access,
             team_id: None,
             expires_at: None,
+            user_id: None,
         },
     )
     .await?;

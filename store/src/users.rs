@@ -16,6 +16,25 @@ pub struct User {
     pub created_at: i64,
 }
 
+impl User {
+    /// Whose data the user sees (SPEC §7): admins, and viewers without a
+    /// team (managers), the whole org; everyone else their team (nothing
+    /// when they have none).
+    pub fn scope(&self) -> crate::Scope {
+        match (self.role.as_str(), &self.team_id) {
+            ("admin", _) | ("viewer", None) => crate::Scope::Org,
+            (_, Some(team)) => crate::Scope::Team(team.clone()),
+            (_, None) => crate::Scope::Team(String::new()),
+        }
+    }
+
+    /// Roles that may hold a personal API token: the token has the user's
+    /// scope, and the API knows no finer roles than org and team.
+    pub fn may_hold_api_token(&self) -> bool {
+        self.role == "admin" || (self.role == "team_lead" && self.team_id.is_some())
+    }
+}
+
 /// A user row including the password hash, for sign-in only.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Credentials {
@@ -115,7 +134,7 @@ pub(crate) async fn set_membership(
 }
 
 /// A user by email (no password hash).
-pub(crate) async fn by_email(db: &Db, email: &str) -> Result<Option<User>> {
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>> {
     Ok(with_pool!(db, pool => {
         sqlx::query_as::<_, User>(
             "select user_id, email, role, team_id, created_at from app_user where email = $1",

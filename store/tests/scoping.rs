@@ -69,6 +69,7 @@ async fn a_team_scope_never_sees_another_team() {
                 kind: TokenKind::Gateway,
                 team_id: Some(b.team_id.clone()),
                 expires_at: None,
+                user_id: None,
             })
             .await
             .unwrap();
@@ -117,6 +118,7 @@ async fn a_team_scope_never_sees_another_team() {
                 kind: TokenKind::Gateway,
                 team_id: Some(b.team_id.clone()),
                 expires_at: None,
+                user_id: None,
             })
             .await,
             Err(StoreError::NotFound)
@@ -173,6 +175,7 @@ async fn tokens_authenticate_until_revoked_and_batches_are_idempotent() {
                 kind: TokenKind::Gateway,
                 team_id: Some(team.team_id.clone()),
                 expires_at: None,
+                user_id: None,
             })
             .await
             .unwrap();

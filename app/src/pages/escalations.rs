@@ -1,8 +1,11 @@
 //! Escalations (SPEC §10): requests an `escalate` policy held, for a
 //! reviewer of the team to claim and approve or deny. The queue by status
-//! with counts; each shows its policy, reason, matched entity types and
-//! model — never the prompt. Approving lets the caller resend the same
-//! request once with `X-Escalation-Id`.
+//! with counts; each shows its policy, reason, matched entity types or
+//! terms, model, and who it goes to (the team's designated reviewers, or
+//! the org admins). The prompt is shown to those reviewers only, and only
+//! when the policy keeps it (`reviewers_see_prompt`) until resolution.
+//! Approving lets the caller resend the same request once with
+//! `X-Escalation-Id`.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -29,6 +32,12 @@ pub struct EscalationView {
     pub created: String,
     pub expires: String,
     pub used: String,
+    /// Who decides: reviewers' emails, or "org admins".
+    pub routed_to: String,
+    /// The signed-in user is one of them.
+    pub reviewable: bool,
+    /// The policy kept the prompt for the reviewers (until resolution).
+    pub prompt_kept: bool,
 }
 
 pub const TABS: [&str; 4] = ["pending", "claimed", "resolved", "expired"];
@@ -40,9 +49,9 @@ pub struct EscalationsData {
     pub status: String,
     pub counts: Vec<(String, usize)>,
     pub rows: Vec<EscalationView>,
-    pub can_review: bool,
-    /// A decision waiting for confirmation: (escalation, outcome).
-    pub confirm: Option<(EscalationView, String)>,
+    /// A decision waiting for confirmation: (escalation, outcome, the
+    /// prompt when kept for its reviewers).
+    pub confirm: Option<(EscalationView, String, Option<String>)>,
 }
 
 #[server(prefix = "/api", endpoint = "escalations")]
@@ -84,10 +93,31 @@ pub async fn load_escalations(
         ms.map(|ms| timestamp(&store::format_ms(ms)))
             .unwrap_or_default()
     };
+    // Who reviews each team's escalations, looked up once per team.
+    let mut routes: std::collections::HashMap<String, (String, bool)> = Default::default();
+    for e in all.iter().filter(|e| tab_of(e) == status) {
+        if routes.contains_key(&e.team_id) {
+            continue;
+        }
+        let (to, named) = store::escalations::routed_to(caller.scoped.db(), &e.team_id)
+            .await
+            .map_err(internal)?;
+        let shown = if named {
+            to.join(", ")
+        } else {
+            "org admins".to_owned()
+        };
+        let mine = caller.me.role.reviews_escalations()
+            && caller.scoped.reviews(&e.team_id).await.map_err(internal)?;
+        routes.insert(e.team_id.clone(), (shown, mine));
+    }
     let rows: Vec<EscalationView> = all
         .iter()
         .filter(|e| tab_of(e) == status)
         .map(|e| EscalationView {
+            routed_to: routes[&e.team_id].0.clone(),
+            reviewable: routes[&e.team_id].1,
+            prompt_kept: e.prompt_sealed.is_some(),
             id: e.escalation_id.clone(),
             team: teams
                 .get(&e.team_id)
@@ -106,18 +136,31 @@ pub async fn load_escalations(
             used: when(e.used_at),
         })
         .collect();
-    let can_review = caller.me.role.reviews_escalations();
-    let confirm = (can_review && matches!(outcome.as_str(), "approved" | "denied"))
-        .then(|| rows.iter().find(|r| r.id == confirm).cloned())
-        .flatten()
-        .map(|r| (r, outcome));
+    let confirm = match rows.iter().find(|r| r.id == confirm && r.reviewable) {
+        Some(row) if matches!(outcome.as_str(), "approved" | "denied") => {
+            let prompt = match all
+                .iter()
+                .find(|e| e.escalation_id == row.id)
+                .and_then(|e| e.prompt_sealed.as_deref().map(|s| (e, s)))
+            {
+                Some((e, sealed)) => {
+                    let key = use_context::<crate::state::ConsoleState>()
+                        .ok_or_else(|| ServerFnError::new("console state missing"))?
+                        .master_key;
+                    Some(store::escalations::open_prompt(&key, e, sealed).map_err(internal)?)
+                }
+                None => None,
+            };
+            Some((row.clone(), outcome, prompt))
+        }
+        _ => None,
+    };
     Ok(EscalationsData {
         me: caller.me,
         flash,
         status,
         counts,
         rows,
-        can_review,
         confirm,
     })
 }
@@ -191,7 +234,6 @@ pub fn EscalationsPage() -> impl IntoView {
         <Title text="Escalations" />
         {load_page(data, |d: EscalationsData, hydrated| {
             let status = d.status.clone();
-            let can_review = d.can_review;
             view! {
                 <Frame me=d.me.clone() crumbs=vec![("", "Escalations".to_owned())] flash=d.flash.clone() hydrated>
                     <div class="page-head"><h1>"Escalations"</h1></div>
@@ -206,11 +248,17 @@ pub fn EscalationsPage() -> impl IntoView {
                             }
                         }).collect_view()}
                     </nav>
-                    {d.confirm.clone().map(|(e, outcome)| {
+                    {d.confirm.clone().map(|(e, outcome, prompt)| {
                         let verb = if outcome == "approved" { "Approve" } else { "Deny" };
                         view! {
                             <section class="panel confirm" role="alertdialog" aria-labelledby="confirm-q">
                                 <p id="confirm-q"><strong>{format!("{verb} the request held by {} ({}, {}) for team {}?", e.policy, e.reason, e.model, e.team)}</strong></p>
+                                {prompt.map(|p| view! {
+                                    <figure class="held-prompt">
+                                        <figcaption class="muted small">"The request, as sent (kept for this team's reviewers until the escalation is resolved or expires)"</figcaption>
+                                        <pre id="held-prompt">{p}</pre>
+                                    </figure>
+                                })}
                                 <form method="post" action="/api/resolve_escalation" class="inline-form">
                                     <input type="hidden" name="id" value=e.id.clone() />
                                     <input type="hidden" name="outcome" value=outcome.clone() />
@@ -231,7 +279,7 @@ pub fn EscalationsPage() -> impl IntoView {
                                     <thead><tr>
                                         <th scope="col">"Held (UTC)"</th><th scope="col">"Team"</th><th scope="col">"Policy"</th>
                                         <th scope="col">"Reason"</th><th scope="col">"Entities"</th><th scope="col">"Model"</th>
-                                        <th scope="col">"Status"</th><th scope="col">"Reviewer"</th><th scope="col">"Note"</th>
+                                        <th scope="col">"Status"</th><th scope="col">"Goes to"</th><th scope="col">"Reviewer"</th><th scope="col">"Note"</th>
                                         <th scope="col"><span class="sr-only">"Actions"</span></th>
                                     </tr></thead>
                                     <tbody>
@@ -245,14 +293,16 @@ pub fn EscalationsPage() -> impl IntoView {
                                                     <td>{e.team.clone()}</td>
                                                     <td>{e.policy.clone()}</td>
                                                     <td>{e.reason.clone()}</td>
-                                                    <td>{e.entities.clone()}</td>
+                                                    <td>{e.entities.clone()}
+                                                        {e.prompt_kept.then(|| view! { <span class="badge" title="The policy keeps the prompt for the reviewers until resolution">"prompt kept"</span> })}</td>
                                                     <td>{e.model.clone()}</td>
                                                     <td><span class=format!("badge status-{}", e.status)>{e.status.clone()}</span>
                                                         {(!e.used.is_empty()).then(|| view! { <span class="muted small">{format!(" used {}", e.used)}</span> })}</td>
+                                                    <td class="routed-to">{e.routed_to.clone()}</td>
                                                     <td>{reviewer}</td>
                                                     <td>{e.note.clone()}</td>
                                                     <td>
-                                                        {(can_review && open).then(|| view! {
+                                                        {(e.reviewable && open).then(|| view! {
                                                             <form method="post" action="/api/claim_escalation" class="inline-form">
                                                                 <input type="hidden" name="id" value=e.id.clone() />
                                                                 <input type="hidden" name="claim" value=(e.status == "pending").to_string() />
@@ -271,7 +321,7 @@ pub fn EscalationsPage() -> impl IntoView {
                             }.into_any()
                         }}
                     </section>
-                    <p class="muted">"Reviewers see request metadata and the matched entity types, never the prompt. An approved request passes once, when its caller resends the same content with the header X-Escalation-Id, before it expires."</p>
+                    <p class="muted">"Each team's escalations go to its designated reviewers (Settings › Teams), or to the org admins when it names none. Reviewers see request metadata and what the policy matched; the prompt only when the policy keeps it for them (reviewers_see_prompt), and it is erased once the escalation is resolved or expires. An approved request passes once, when its caller resends the same content with the header X-Escalation-Id, before it expires."</p>
                 </Frame>
             }
         })}

@@ -252,7 +252,7 @@ fn compile_user_regex(pattern: &str) -> Result<Regex, String> {
 }
 
 /// The useful line of a `regex` error ("unclosed group"), without the ASCII-art excerpt.
-fn regex_error_text(e: &regex::Error) -> String {
+pub(crate) fn regex_error_text(e: &regex::Error) -> String {
     match e {
         regex::Error::Syntax(s) => s
             .lines()
@@ -301,6 +301,15 @@ impl CustomPattern {
     /// The regular expression as written.
     pub fn pattern(&self) -> &str {
         &self.pattern
+    }
+
+    /// The start of the first non-empty match in `text` (a pattern that does not match the
+    /// empty string as a whole may still match empty at some positions, e.g. `\b`).
+    pub(crate) fn first_match(&self, text: &str) -> Option<usize> {
+        self.regex
+            .find_iter(text)
+            .find(|m| !m.is_empty())
+            .map(|m| m.start())
     }
 }
 

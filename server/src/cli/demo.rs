@@ -248,6 +248,7 @@ async fn ensure_gateway_key(
             kind: TokenKind::Gateway,
             team_id: Some(team_id.to_owned()),
             expires_at: None,
+            user_id: None,
         })
         .await?;
     write_private_file(&file, &created.secret)?;

@@ -26,6 +26,33 @@ pub enum TeamsCommand {
     Archive(TeamArgs),
     /// A team's members (console users).
     Members(TeamArgs),
+    /// Who reviews a team's escalations; `--set` names them (org admins and
+    /// the team's leads).
+    Reviewers(ReviewersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewersArgs {
+    /// The team: its slug (or id).
+    #[arg(value_name = "SLUG_OR_ID", value_parser = api::id)]
+    pub team: String,
+    /// Name the reviewers (comma-separated emails of the team's members),
+    /// replacing the list.
+    #[arg(
+        long,
+        value_name = "EMAILS",
+        value_delimiter = ',',
+        conflicts_with = "none"
+    )]
+    pub set: Option<Vec<String>>,
+    /// Name no reviewers: the org admins review the team's escalations.
+    #[arg(long)]
+    pub none: bool,
+    /// Print the API's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +128,7 @@ pub async fn run(cmd: TeamsCommand) -> Result<(), Failure> {
         TeamsCommand::Rename(args) => rename(args).await,
         TeamsCommand::Archive(args) => archive(args).await,
         TeamsCommand::Members(args) => members(args).await,
+        TeamsCommand::Reviewers(args) => reviewers(args).await,
     }
 }
 
@@ -233,6 +261,44 @@ async fn members(args: TeamArgs) -> Result<(), Failure> {
     out.push_str(&format!(
         "{} of team `{slug}`",
         count(members.len(), "member", "members")
+    ));
+    print_text(&out)
+}
+
+async fn reviewers(args: ReviewersArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.api)?;
+    let team = client.team("team", &args.team).await?;
+    let path = team_path(&team, "/reviewers");
+    let answer = match (&args.set, args.none) {
+        (Some(emails), _) => {
+            let emails: Vec<&str> = emails
+                .iter()
+                .map(|e| e.trim())
+                .filter(|e| !e.is_empty())
+                .collect();
+            client.put(&path, &json!({ "reviewers": emails })).await?
+        }
+        (None, true) => client.put(&path, &json!({ "reviewers": [] })).await?,
+        (None, false) => client.get(&path, &[]).await?,
+    };
+    if args.json {
+        return print_json(&answer);
+    }
+    let slug = slug_of(&team);
+    let named = answer["data"].as_array().cloned().unwrap_or_default();
+    if named.is_empty() {
+        return print_text(&format!(
+            "team `{slug}` names no reviewers: its escalations go to the org admins (name some with `kt teams reviewers {slug} --set EMAILS`)"
+        ));
+    }
+    let rows: Vec<Vec<String>> = named
+        .iter()
+        .map(|r| vec![cell(&r["email"]), cell(&r["role"]), utc(&r["added_at"])])
+        .collect();
+    let mut out = table(&["EMAIL", "ROLE", "SINCE (UTC)"], &rows, &[]);
+    out.push_str(&format!(
+        "{} of team `{slug}`: its escalations go to them",
+        count(named.len(), "reviewer", "reviewers")
     ));
     print_text(&out)
 }

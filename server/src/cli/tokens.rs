@@ -50,6 +50,11 @@ pub struct CreateArgs {
     /// (e.g. 2027-01-31T00:00:00Z). Default: never.
     #[arg(long, value_name = "RFC3339", value_parser = parse_expires)]
     pub expires: Option<String>,
+    /// A personal access token that acts as this console user (an org
+    /// admin, or a team lead, who then gets their team's scope): for
+    /// escalation reviewers using the API.
+    #[arg(long, value_name = "EMAIL", value_parser = api::nonempty, conflicts_with = "team")]
+    pub user: Option<String>,
     /// Print the API's whole answer (secret included) as JSON.
     #[arg(long)]
     pub json: bool,
@@ -201,13 +206,22 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
     if let Some(expires) = &args.expires {
         body["expires_at"] = json!(expires);
     }
+    if let Some(user) = &args.user {
+        if args.token_type != "access" {
+            return Err(Failure::Invalid(
+                "error: --user is for access tokens (--type access): a gateway key belongs to a team".to_owned(),
+            ));
+        }
+        body["user"] = json!(user);
+    }
     let token = client.post("/v1/tokens", &body).await?;
     if args.json {
         return print_json(&token);
     }
-    let owner = match &team {
-        Some(team) => format!("for team `{}`", cell(&team["slug"])),
-        None => "org-wide".to_owned(),
+    let owner = match (&team, &args.user) {
+        (_, Some(user)) => format!("acting as {user}"),
+        (Some(team), None) => format!("for team `{}`", cell(&team["slug"])),
+        (None, None) => "org-wide".to_owned(),
     };
     let expires = match token["expires_at"].as_str() {
         Some(_) => format!("; expires {} UTC", utc(&token["expires_at"])),

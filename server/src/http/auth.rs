@@ -65,14 +65,31 @@ impl FromRequestParts<AppState> for ApiCaller {
                 "gateway keys (kt_gk_…) authenticate against a gateway, not the API; use an access token (kt_ak_…)".to_owned(),
             ));
         }
-        let scope = match token.team_id {
+        let scope = match &token.team_id {
             None => Scope::Org,
-            Some(team) => Scope::Team(team),
+            Some(team) => Scope::Team(team.clone()),
         };
-        let actor = format!("{} (token {})", token.name, token.token_id);
+        let Some(user_id) = &token.user_id else {
+            let actor = format!("{} (token {})", token.name, token.token_id);
+            return Ok(ApiCaller {
+                token_id: token.token_id,
+                scoped: state.db.scoped(scope).acting_as(actor),
+            });
+        };
+        // A personal token acts as its user, while the user still has the
+        // role and team the token was made for.
+        let user = store::users::get(&state.db, user_id)
+            .await?
+            .filter(|u| u.may_hold_api_token() && u.scope() == scope)
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "this personal token's user no longer has the role or team it was made for; create a new one".to_owned(),
+                )
+            })?;
+        let actor = format!("{} (token {})", user.email, token.token_id);
         Ok(ApiCaller {
             token_id: token.token_id,
-            scoped: state.db.scoped(scope).acting_as(actor),
+            scoped: state.db.scoped(scope).acting_as(actor).as_user(user),
         })
     }
 }

@@ -99,6 +99,7 @@ impl ApiError {
                 "this token's scope does not allow that; use an org-admin token".to_owned(),
             ),
             StoreError::Invalid(msg) => ApiError::BadRequest(msg),
+            StoreError::Denied(msg) => ApiError::Forbidden(msg),
             other => other.into(),
         }
     }
@@ -112,6 +113,7 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable
             }
             StoreError::NotFound => ApiError::NotFound("not found".to_owned()),
+            StoreError::Denied(msg) => ApiError::Forbidden(msg),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -1,9 +1,11 @@
 //! `/v1/escalations` (SPEC §10): requests held by an `escalate` policy.
-//! A team's reviewers (its access tokens; org-admin tokens see every team's)
-//! list, claim and resolve them; another team's answer 404. Only metadata
-//! and the matched entity types are shown, never the prompt.
+//! A team's tokens and members see its escalations (org admins see every
+//! team's; another team's answer 404). Its designated reviewers (the org
+//! admins when it names none) claim and resolve them, and only they see the
+//! prompt, when the policy keeps it (`reviewers_see_prompt`); otherwise only
+//! metadata and the matched entity types are shown.
 
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -49,6 +51,13 @@ pub struct EscalationResponse {
     pub resolved_at: Option<String>,
     /// When the approved retry passed (it passes once).
     pub used_at: Option<String>,
+    /// Whether the request's text is kept for the reviewers (the policy has
+    /// `reviewers_see_prompt: true`); it is erased on resolution or expiry.
+    pub prompt_kept: bool,
+    /// The request's messages as sent, in `GET /v1/escalations/{id}` for its
+    /// reviewers only, while kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
 }
 
 impl From<Escalation> for EscalationResponse {
@@ -70,6 +79,8 @@ impl From<Escalation> for EscalationResponse {
             expires_at: store::format_ms(e.expires_at),
             resolved_at: e.resolved_at.map(store::format_ms),
             used_at: e.used_at.map(store::format_ms),
+            prompt_kept: e.prompt_sealed.is_some(),
+            prompt: None,
         }
     }
 }
@@ -134,17 +145,24 @@ pub async fn list_escalations(
     ),
     security(("bearer" = [])))]
 pub async fn get_escalation(
+    State(state): State<AppState>,
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<EscalationResponse>, ApiError> {
-    Ok(Json(
-        caller
-            .scoped
-            .get_escalation(&id)
-            .await
-            .map_err(from_store)?
-            .into(),
-    ))
+    let e = caller
+        .scoped
+        .get_escalation(&id)
+        .await
+        .map_err(from_store)?;
+    let prompt = match &e.prompt_sealed {
+        Some(sealed) if caller.scoped.reviews(&e.team_id).await? => Some(
+            store::escalations::open_prompt(&state.master_key, &e, sealed)?,
+        ),
+        _ => None,
+    };
+    let mut response = EscalationResponse::from(e);
+    response.prompt = prompt;
+    Ok(Json(response))
 }
 
 /// Claims an open escalation (the caller reviews it).

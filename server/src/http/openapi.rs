@@ -44,6 +44,8 @@ pub const WEBHOOK_SIGNATURE: &str = "webhook_signature";
         teams::list_members,
         teams::set_member,
         teams::remove_member,
+        teams::list_reviewers,
+        teams::set_reviewers,
         tokens::list_tokens,
         tokens::create_token,
         tokens::revoke_token,

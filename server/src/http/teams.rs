@@ -23,6 +23,10 @@ pub fn router() -> Router<AppState> {
         .route("/teams/{id}/archive", post(archive_team))
         .route("/teams/{id}/members", get(list_members))
         .route(
+            "/teams/{id}/reviewers",
+            get(list_reviewers).put(set_reviewers),
+        )
+        .route(
             "/teams/{id}/members/{email}",
             put(set_member).delete(remove_member),
         )
@@ -385,4 +389,107 @@ pub async fn get_team(
         .await
         .map_err(|e| ApiError::from_store(e, "team"))?;
     Ok(Json(team.into()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewerResponse {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub added_at: String,
+}
+
+/// A team's designated reviewers, and who its escalations go to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewersResponse {
+    pub data: Vec<ReviewerResponse>,
+    /// `team_reviewers`, or `org_admins` when the team names none.
+    pub routed_to: String,
+}
+
+impl From<Vec<store::escalations::Reviewer>> for ReviewersResponse {
+    fn from(rows: Vec<store::escalations::Reviewer>) -> Self {
+        ReviewersResponse {
+            routed_to: if rows.is_empty() {
+                "org_admins"
+            } else {
+                "team_reviewers"
+            }
+            .to_owned(),
+            data: rows
+                .into_iter()
+                .map(|r| ReviewerResponse {
+                    user_id: r.user_id,
+                    email: r.email,
+                    role: r.role,
+                    added_at: store::format_ms(r.added_at),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetReviewers {
+    /// Emails of the team's members who review its escalations (not
+    /// viewers); empty: the org admins review them.
+    pub reviewers: Vec<String>,
+}
+
+/// Lists a team's escalation reviewers (SPEC §10).
+#[utoipa::path(
+    get,
+    path = "/v1/teams/{id}/reviewers",
+    tag = "teams",
+    params(("id" = String, Path, description = "The team's id")),
+    responses(
+        (status = 200, description = "The reviewers", body = ReviewersResponse),
+        (status = 404, response = NotFound),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list_reviewers(
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<ReviewersResponse>, ApiError> {
+    let rows = caller
+        .scoped
+        .team_reviewers(&id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "team"))?;
+    Ok(Json(rows.into()))
+}
+
+/// Names a team's escalation reviewers, replacing the list (org admins, or a
+/// team lead of the team with a personal token).
+#[utoipa::path(
+    put,
+    path = "/v1/teams/{id}/reviewers",
+    tag = "teams",
+    params(("id" = String, Path, description = "The team's id")),
+    request_body = SetReviewers,
+    responses(
+        (status = 200, description = "The reviewers now", body = ReviewersResponse),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn set_reviewers(
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetReviewers>,
+) -> Result<Json<ReviewersResponse>, ApiError> {
+    let rows = caller
+        .scoped
+        .set_team_reviewers(&id, &body.reviewers)
+        .await
+        .map_err(|e| match e {
+            store::StoreError::Invalid(msg) => ApiError::Unprocessable(msg),
+            other => ApiError::from_store(other, "team"),
+        })?;
+    Ok(Json(rows.into()))
 }

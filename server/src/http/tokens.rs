@@ -39,6 +39,11 @@ pub struct CreateToken {
     #[serde(default)]
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    /// A console user's email: a personal access token that acts as that
+    /// user (an org admin or a team lead; for escalation reviewers using the
+    /// API). It gets the user's scope; `team_id` may be left out.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,6 +61,8 @@ pub struct TokenResponse {
     /// When the token was last used (gateway keys: within a few seconds;
     /// API tokens: within a minute). `null` = never.
     pub last_used_at: Option<String>,
+    /// A personal token's user (`null`: a team or org token).
+    pub user_id: Option<String>,
     /// The secret: present only in the answer to its creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -73,6 +80,7 @@ impl From<TokenRow> for TokenResponse {
             revoked_at: t.revoked_at.map(store::format_ms),
             expires_at: t.expires_at.map(store::format_ms),
             last_used_at: t.last_used_at.map(store::format_ms),
+            user_id: t.user_id,
             token: None,
         }
     }
@@ -109,7 +117,27 @@ pub async fn create_token(
             "`name` must not be empty".to_owned(),
         ));
     }
-    if let Some(team_id) = &body.team_id {
+    let mut team_id = body.team_id;
+    let user_id = match body.user.as_deref().map(str::trim) {
+        None => None,
+        Some(email) => {
+            if kind != TokenKind::Access {
+                return Err(ApiError::Unprocessable(
+                    "`user` is for access tokens: a gateway key belongs to a team".to_owned(),
+                ));
+            }
+            let user = store::users::by_email(caller.db(), email)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Unprocessable(format!("there is no console user {email}"))
+                })?;
+            if team_id.is_none() && user.role != "admin" {
+                team_id.clone_from(&user.team_id);
+            }
+            Some(user.user_id)
+        }
+    };
+    if let Some(team_id) = &team_id {
         // The team must exist and be visible to the caller (404 otherwise).
         caller
             .scoped
@@ -141,8 +169,9 @@ pub async fn create_token(
         .create_token(&NewToken {
             name: body.name.trim().to_owned(),
             kind,
-            team_id: body.team_id,
+            team_id,
             expires_at,
+            user_id,
         })
         .await
         .map_err(|e| ApiError::from_store(e, "token"))?;

@@ -1571,6 +1571,38 @@ impl Stack {
         }
     }
 
+    /// `kt admin create-user` with the password on stdin.
+    pub async fn create_user(&self, email: &str, role: &str, password: &str) {
+        let out = self
+            .install
+            .run(
+                &["admin", "create-user", "--email", email, "--role", role],
+                Some(&format!("{password}\n")),
+            )
+            .await;
+        assert!(out.status.success(), "{out}");
+    }
+
+    /// Creates a console user and puts them in a team with a team role;
+    /// returns the user's id.
+    pub async fn team_user(&self, team_id: &str, email: &str, role: &str) -> String {
+        self.create_user(email, "member", "a long password 123")
+            .await;
+        let r = self
+            .admin
+            .put(
+                &format!("/v1/teams/{team_id}/members/{email}"),
+                &serde_json::json!({ "role": role }),
+            )
+            .await;
+        assert_eq!(
+            r.status, 200,
+            "[{}] {email} joins as {role}: {r}",
+            self.backend
+        );
+        r.body["user_id"].as_str().unwrap().to_owned()
+    }
+
     /// Starts a gateway named `name` (its config file's stem) on the given
     /// policies, with the stand-in as the `openai` target.
     pub async fn policy_gateway(&self, name: &str, policies: &[String]) -> KtProcess {

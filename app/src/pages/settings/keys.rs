@@ -132,6 +132,7 @@ pub async fn create_key(
                 kind,
                 team_id,
                 expires_at,
+                user_id: None,
             })
             .await
             .map_err(crate::auth::explain)?;

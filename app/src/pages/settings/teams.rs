@@ -1,5 +1,6 @@
 //! Settings › Teams and members: org admins create, rename and archive
 //! teams and put users in them; team leads and members see their own team.
+//! Org admins and a team's leads name its escalation reviewers (SPEC §10).
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -16,6 +17,10 @@ use crate::components::layout::{Frame, load_page};
 pub struct MemberView {
     pub email: String,
     pub role: String,
+    /// Reviews the team's escalations.
+    pub reviewer: bool,
+    /// May be named a reviewer (not a viewer).
+    pub may_review: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +31,8 @@ pub struct TeamView {
     pub created: String,
     pub archived: bool,
     pub members: Vec<MemberView>,
+    /// The signed-in user may name this team's reviewers.
+    pub names_reviewers: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,15 +50,29 @@ pub async fn load_teams(confirm: String) -> Result<TeamsData, ServerFnError> {
     let internal = crate::auth::internal;
     let rows = caller.scoped.list_teams().await.map_err(internal)?;
     let users = caller.scoped.list_users().await.map_err(internal)?;
-    let teams: Vec<TeamView> = rows
-        .into_iter()
-        .map(|t| TeamView {
+    let mut teams: Vec<TeamView> = Vec::with_capacity(rows.len());
+    for t in rows {
+        let reviewers: Vec<String> = caller
+            .scoped
+            .team_reviewers(&t.team_id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|r| r.user_id)
+            .collect();
+        let names_reviewers = caller.me.role.administers()
+            || (caller.me.role == Role::TeamLead
+                && caller.user.team_id.as_deref() == Some(t.team_id.as_str()));
+        teams.push(TeamView {
+            names_reviewers,
             members: users
                 .iter()
                 .filter(|u| u.team_id.as_deref() == Some(t.team_id.as_str()))
                 .map(|u| MemberView {
                     email: u.email.clone(),
                     role: Role::parse(&u.role).label().to_owned(),
+                    reviewer: reviewers.contains(&u.user_id),
+                    may_review: u.role != "viewer",
                 })
                 .collect(),
             created: crate::format::timestamp(&store::format_ms(t.created_at)),
@@ -59,8 +80,8 @@ pub async fn load_teams(confirm: String) -> Result<TeamsData, ServerFnError> {
             id: t.team_id,
             name: t.name,
             slug: t.slug,
-        })
-        .collect();
+        });
+    }
     let confirm = teams
         .iter()
         .find(|t| t.id == confirm && !t.archived)
@@ -177,6 +198,42 @@ pub async fn set_member(team_id: String, email: String, role: String) -> Result<
     .await
 }
 
+/// Names a member a reviewer of the team's escalations, or stops it.
+#[server(prefix = "/api", endpoint = "set_reviewer")]
+pub async fn set_reviewer(team_id: String, email: String, on: bool) -> Result<(), ServerFnError> {
+    crate::auth::act(
+        "/settings/teams",
+        Role::sees_teams,
+        "only org admins and team leads name reviewers",
+        |caller| async move {
+            let scoped = caller.scoped;
+            let mut emails: Vec<String> = scoped
+                .team_reviewers(&team_id)
+                .await
+                .map_err(crate::auth::explain)?
+                .into_iter()
+                .map(|r| r.email)
+                .filter(|e| *e != email)
+                .collect();
+            if on {
+                emails.push(email.clone());
+            }
+            let now = scoped
+                .set_team_reviewers(&team_id, &emails)
+                .await
+                .map_err(crate::auth::explain)?;
+            Ok(match (on, now.is_empty()) {
+                (true, _) => format!("{email} now reviews the team's escalations."),
+                (false, false) => format!("{email} no longer reviews the team's escalations."),
+                (false, true) => format!(
+                    "{email} no longer reviews; the team names no reviewers, so its escalations go to the org admins."
+                ),
+            })
+        },
+    )
+    .await
+}
+
 #[component]
 pub fn TeamsPage() -> impl IntoView {
     let query = use_query_map();
@@ -230,20 +287,44 @@ pub fn TeamsPage() -> impl IntoView {
                                         })}
                                     </div>
                                     <p class="muted">"Created " {t.created.clone()} " UTC"</p>
+                                    {
+                                        let named: Vec<String> = t.members.iter().filter(|m| m.reviewer).map(|m| m.email.clone()).collect();
+                                        view! {
+                                            <p class="reviewers-summary">
+                                                "Escalations go to: "
+                                                {if named.is_empty() {
+                                                    "the org admins (this team names no reviewers)".to_owned()
+                                                } else {
+                                                    named.join(", ")
+                                                }}
+                                            </p>
+                                        }
+                                    }
                                     {if t.members.is_empty() {
                                         view! { <p class="empty">"No members."</p> }.into_any()
                                     } else {
+                                        let names_reviewers = t.names_reviewers && !t.archived;
                                         view! {
                                             <table class="members">
-                                                <thead><tr><th scope="col">"Member"</th><th scope="col">"Role"</th>
+                                                <thead><tr><th scope="col">"Member"</th><th scope="col">"Role"</th><th scope="col">"Reviews escalations"</th>
                                                 {admin.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}</tr></thead>
                                                 <tbody>
                                                     {t.members.into_iter().map(|m| {
                                                         let team_id = team_id.clone();
+                                                        let reviewer_form = (names_reviewers && m.may_review).then(|| view! {
+                                                            <form method="post" action="/api/set_reviewer" class="inline">
+                                                                <input type="hidden" name="team_id" value=team_id.clone() />
+                                                                <input type="hidden" name="email" value=m.email.clone() />
+                                                                <input type="hidden" name="on" value=(!m.reviewer).to_string() />
+                                                                <button type="submit" class="secondary small">{if m.reviewer { "Stop reviewing" } else { "Make reviewer" }}</button>
+                                                            </form>
+                                                        });
+                                                        let member = m.email.clone();
                                                         view! {
-                                                            <tr>
+                                                            <tr data-member=member>
                                                                 <td>{m.email.clone()}</td>
                                                                 <td>{m.role}</td>
+                                                                <td class="reviewer">{if m.reviewer { "yes " } else { "" }} {reviewer_form}</td>
                                                                 {admin.then(|| view! {
                                                                     <td>
                                                                         <form method="post" action="/api/set_member" class="inline">

@@ -207,6 +207,11 @@ pub const SETTINGS: &[NavItem] = &[
         label: "Webhooks",
         visible: Role::administers,
     },
+    NavItem {
+        href: "/settings/templates",
+        label: "Onboarding templates",
+        visible: Role::administers,
+    },
 ];
 
 #[cfg(test)]

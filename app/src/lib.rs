@@ -40,6 +40,7 @@ use crate::pages::settings::SettingsIndex;
 use crate::pages::settings::keys::KeysPage;
 use crate::pages::settings::secrets::SecretsPage;
 use crate::pages::settings::teams::TeamsPage;
+use crate::pages::settings::templates::TemplatesPage;
 use crate::pages::settings::users::UsersPage;
 use crate::pages::settings::webhooks::WebhooksPage;
 
@@ -95,6 +96,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("settings"), StaticSegment("users")) view=UsersPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("settings"), StaticSegment("secrets")) view=SecretsPage ssr=SsrMode::Async />
                 <Route path=(StaticSegment("settings"), StaticSegment("webhooks")) view=WebhooksPage ssr=SsrMode::Async />
+                <Route path=(StaticSegment("settings"), StaticSegment("templates")) view=TemplatesPage ssr=SsrMode::Async />
                 <Route path=StaticSegment("api-reference") view=ApiReferencePage ssr=SsrMode::Async />
             </Routes>
         </Router>

@@ -139,7 +139,7 @@ test('without JavaScript: creating a key shows its secret once in the flash', as
   await ui.shot('keys-revoked');
 });
 
-test('without JavaScript: an org admin creates a team and allocates credit to it', async ({ page, kt, ui, consoleGuard }) => {
+test('without JavaScript: an org admin creates a team and allocates credit to it', async ({ page, kt, ui }) => {
   const slug = uniqueSlug('e2e-nojs');
   await kt.signIn();
   await ui.createTeam(slug);

@@ -65,7 +65,14 @@ test('the org admin sees every page in the navigation, with titles and breadcrum
   await expect(page).toHaveTitle('Keys · Settings · kt');
   await expect(ui.crumbs().getByRole('link', { name: 'Settings' })).toHaveAttribute('href', '/settings');
   await expect(ui.crumbs().locator('li[aria-current="page"]')).toHaveText('Keys');
-  expect(await ui.settingsTabLabels()).toEqual(['Keys', 'Teams and members', 'Users', 'Provider secrets', 'Webhooks']);
+  expect(await ui.settingsTabLabels()).toEqual([
+    'Keys',
+    'Teams and members',
+    'Users',
+    'Provider secrets',
+    'Webhooks',
+    'Onboarding templates',
+  ]);
   await kt.settle();
   await ui.shot('settings-keys');
 
@@ -80,6 +87,7 @@ test('the org admin sees every page in the navigation, with titles and breadcrum
     ['Users', '/settings/users', 'Users · Settings · kt', 'Users'],
     ['Provider secrets', '/settings/secrets', 'Provider secrets · Settings · kt', 'Provider secrets'],
     ['Webhooks', '/settings/webhooks', 'Webhooks · Settings · kt', 'Webhooks'],
+    ['Onboarding templates', '/settings/templates', 'Onboarding templates · Settings · kt', 'Onboarding templates'],
   ] as const) {
     await ui.settingsTabs().getByRole('link', { name: tab }).click();
     await kt.expectPath(path);
@@ -311,7 +319,7 @@ test('the Cost Center shows stats, charts, spend tables, budgets and exports CSV
   expect(download.suggestedFilename()).toMatch(/^kt-cost.*\.csv$/);
 });
 
-test('an org admin allocates credit to a team wallet', async ({ page, kt, ui, consoleGuard }) => {
+test('an org admin allocates credit to a team wallet', async ({ page, kt, ui }) => {
   const slug = uniqueSlug('e2e-wallet');
   await kt.signIn();
   // A team of its own, so that no other test's team becomes wallet-limited.
@@ -768,6 +776,8 @@ test('no page requests anything from another host', async ({ page, kt, ui }) => 
     '/settings/teams',
     '/settings/users',
     '/settings/secrets',
+    '/settings/templates',
+    '/settings/templates?name=std',
     '/api-reference',
   ]) {
     await ui.visit(path);

@@ -1,106 +1,43 @@
-import type { APIRequestContext, Locator, Page } from '@playwright/test';
-import { consoleTest as test, expect, type ConsoleUi, uniqueSlug, uniqueSuffix } from './fixtures';
-import { ADMIN_ACTOR, CONFIG, CONFIG_SWITCH_TIMEOUT, MODEL, POLICY, REASON } from './escalation-config';
+import type { Page } from '@playwright/test';
+import { consoleTest as test, expect, uniqueEmail, uniqueSuffix } from './fixtures';
+import {
+  ADMIN_ACTOR,
+  KEPT_KEYWORD,
+  KEPT_POLICY,
+  KEPT_REASON,
+  MODEL,
+  NO_REVIEWERS,
+  POLICY,
+  PROMPT_CONFIG,
+  REASON,
+  actor,
+  adminToken,
+  chat,
+  escalationRow as row,
+  expectNoReviewActions,
+  expectNotInPage,
+  expectRow,
+  heldPrompt,
+  hold,
+  onboardEscalatingTeam,
+  promptWithEmail,
+  promptWithKeyword,
+  reviewersSummary,
+  setReviewer,
+  signInElsewhere,
+} from './escalation-config';
 
 // Escalations and the audit log without JavaScript: claiming, the confirmation step and the
 // decision are plain form posts (post → redirect → get), the audit filter is a plain GET form and
-// its export a plain download.
+// its export a plain download; so is naming a team's reviewer in Settings › Teams.
 //
 // As in escalations.spec.ts, every test onboards its own team through the API (an org-wide access
 // key made in Settings › Keys; template `std`), then makes a configuration that escalates prompts
-// with an email address the current version of the team's managed gateway.
+// with an email address the current version of the team's managed gateway (the setup and the
+// helpers are shared, in escalation-config.ts).
 
-
-interface Team {
-  slug: string;
-  gatewayUrl: string;
-  gatewayKey: string;
-}
-
-/** An org-wide access key (Settings › Keys), a team onboarded from `std`, then the escalating config. */
-async function setUp(ui: ConsoleUi, request: APIRequestContext): Promise<Team> {
-  const token = await ui.createKey(`e2e-esc-${uniqueSuffix()}`, 'access', '');
-  const auth = { Authorization: `Bearer ${token}` };
-  const slug = uniqueSlug('e2e-esc');
-  const filed = await request.post('/v1/onboarding/requests', {
-    headers: auth,
-    data: {
-      team_name: `Team ${slug}`,
-      team_slug: slug,
-      lead_email: 'lead@example.com',
-      template: 'std',
-      monthly_budget: 50,
-      models: [MODEL],
-    },
-    failOnStatusCode: false,
-  });
-  expect(filed.status(), `POST /v1/onboarding/requests: ${await filed.text()}`).toBe(201);
-  const approved = await request.post(`/v1/onboarding/requests/${(await filed.json()).id}/approve`, {
-    headers: auth,
-    failOnStatusCode: false,
-    timeout: 20_000,
-  });
-  const body = await approved.text();
-  expect(approved.status(), body).toBe(200);
-  const json = JSON.parse(body);
-  expect(json.status, body).toBe('ready');
-  const config = await request.post('/v1/configurations', {
-    headers: auth,
-    data: { team_id: json.team_id, environment: json.environment, content: CONFIG, message: 'e2e: escalate emails' },
-    failOnStatusCode: false,
-  });
-  expect(config.status(), `POST /v1/configurations: ${await config.text()}`).toBe(201);
-  return { slug, gatewayUrl: json.gateway_url, gatewayKey: json.gateway_key };
-}
-
-async function chat(
-  request: APIRequestContext,
-  team: Team,
-  content: string,
-  escalationId?: string,
-): Promise<{ status: number; body: string; json: any }> {
-  const headers: Record<string, string> = { Authorization: `Bearer ${team.gatewayKey}` };
-  if (escalationId) headers['X-Escalation-Id'] = escalationId;
-  const res = await request.post(`${team.gatewayUrl}/v1/chat/completions`, {
-    headers,
-    data: { model: MODEL, messages: [{ role: 'user', content }] },
-    timeout: 15_000,
-    failOnStatusCode: false,
-  });
-  const body = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    // Checked by the callers.
-  }
-  return { status: res.status(), body, json };
-}
-
-/** Sends a prompt with an email address: held (409 `escalation_required`); returns its id. */
-async function hold(request: APIRequestContext, team: Team): Promise<{ id: string; prompt: string; email: string }> {
-  const email = `jane.${uniqueSuffix()}@example.com`;
-  const prompt = `Forward the quarterly summary to ${email} before Friday`;
-  // Until the gateway runs the new version, the template's `pii-protection` blocks it (nothing is recorded).
-  const deadline = Date.now() + CONFIG_SWITCH_TIMEOUT;
-  let r = await chat(request, team, prompt);
-  while (r.status === 409 && r.json?.error?.policy === 'pii-protection' && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    r = await chat(request, team, prompt);
-  }
-  expect(r.status, r.body).toBe(409);
-  expect(r.json?.error?.code, r.body).toBe('escalation_required');
-  const id = r.json?.error?.escalation_id;
-  expect(typeof id === 'string' && id.length > 0, `error.escalation_id in ${r.body}`).toBe(true);
-  return { id, prompt, email };
-}
-
-function row(page: Page, id: string): Locator {
-  return page.locator(`table#escalations tr[data-escalation="${id}"]`);
-}
-
-/** The cells of a row: held, team, policy, reason, entities, model, status, reviewer, note, actions. */
-async function expectRow(page: Page, id: string, want: { team: string; status: string; reviewer?: string; note?: string }): Promise<void> {
+/** The columns of the Escalations table. */
+async function expectColumns(page: Page): Promise<void> {
   await expect(page.locator('table#escalations thead th')).toHaveText([
     'Held (UTC)',
     'Team',
@@ -109,19 +46,11 @@ async function expectRow(page: Page, id: string, want: { team: string; status: s
     'Entities',
     'Model',
     'Status',
+    'Goes to',
     'Reviewer',
     'Note',
     'Actions',
   ]);
-  const cells = row(page, id).locator('td');
-  await expect(cells.nth(1)).toHaveText(want.team);
-  await expect(cells.nth(2)).toHaveText(POLICY);
-  await expect(cells.nth(3)).toHaveText(REASON);
-  await expect(cells.nth(4)).toHaveText('email');
-  await expect(cells.nth(5)).toHaveText(MODEL);
-  await expect(cells.nth(6).locator('.badge')).toHaveText(want.status);
-  await expect(cells.nth(7)).toHaveText(want.reviewer ?? '');
-  await expect(cells.nth(8)).toHaveText(want.note ?? '');
 }
 
 test('without JavaScript: claiming and approving an escalation are plain form posts, with a confirmation step', async ({
@@ -131,8 +60,10 @@ test('without JavaScript: claiming and approving an escalation are plain form po
   request,
 }) => {
   await kt.signIn();
-  const team = await setUp(ui, request);
-  const { id, prompt, email } = await hold(request, team);
+  const { token } = await adminToken(ui);
+  const team = await onboardEscalatingTeam(request, token);
+  const { prompt, email } = promptWithEmail();
+  const id = await hold(request, team, prompt);
 
   await ui.topNav().getByRole('link', { name: 'Escalations' }).click();
   await kt.expectPath('/escalations');
@@ -140,6 +71,7 @@ test('without JavaScript: claiming and approving an escalation are plain form po
   await expect(ui.heading('Escalations')).toBeVisible();
   await expect(page.locator('nav.tabs a[data-tab="pending"]')).toHaveAttribute('aria-current', 'page');
   await expect(page.locator('nav.tabs a[data-tab="pending"]')).toHaveText(/^pending \(\d+\)$/);
+  await expectColumns(page);
   await expectRow(page, id, { team: team.slug, status: 'pending' });
   expect(await page.content()).not.toContain(email);
   await ui.shot('nojs-escalations');
@@ -183,8 +115,10 @@ test('without JavaScript: a denial is a form post, and the audit filter narrows 
   request,
 }) => {
   await kt.signIn();
-  const team = await setUp(ui, request);
-  const { id, prompt } = await hold(request, team);
+  const { token } = await adminToken(ui);
+  const team = await onboardEscalatingTeam(request, token);
+  const { prompt } = promptWithEmail();
+  const id = await hold(request, team, prompt);
 
   // Deny straight from the queue (no claim first).
   await page.goto('/escalations');
@@ -246,4 +180,88 @@ test('without JavaScript: a denial is a form post, and the audit filter narrows 
   await filters.getByRole('button', { name: 'Filter' }).click();
   await expect(page.locator('table#audit')).toHaveCount(0);
   await expect(page.getByText('No change matches.')).toBeVisible();
+});
+
+test('without JavaScript: an org admin names a reviewer in Settings › Teams; the reviewer reads the kept prompt, claims and approves with form posts', async ({
+  page,
+  kt,
+  ui,
+  request,
+  browser,
+}) => {
+  await kt.signIn();
+  const { token } = await adminToken(ui);
+  const team = await onboardEscalatingTeam(request, token, PROMPT_CONFIG);
+  // A prompt with an email address waits for the new version; then `deal-review` holds one with
+  // its keyword and keeps it for the reviewers.
+  await hold(request, team, promptWithEmail().prompt);
+  const { prompt, secret } = promptWithKeyword();
+  const id = await hold(request, team, prompt, KEPT_POLICY);
+  const reviewerEmail = uniqueEmail('esc-reviewer');
+  const password = await ui.inviteUser(reviewerEmail, 'member', team.slug);
+
+  // Settings › Teams: "Make reviewer" is a plain form post.
+  await ui.visit('/settings/teams');
+  await expect(page.locator('main[data-hydrated="false"]')).toBeAttached();
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(NO_REVIEWERS);
+  await setReviewer(ui, team.slug, reviewerEmail, true);
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(`Escalations go to: ${reviewerEmail}`);
+  await ui.shot('nojs-teams-reviewer');
+
+  // The org admin no longer decides on this team's escalations, and does not see the prompt.
+  const kept = {
+    team: team.slug,
+    status: 'pending',
+    goesTo: reviewerEmail,
+    policy: KEPT_POLICY,
+    reason: KEPT_REASON,
+    entities: KEPT_KEYWORD,
+    promptKept: true,
+  };
+  await ui.visit('/escalations');
+  await expectColumns(page);
+  await expectNoReviewActions(await expectRow(page, id, kept));
+  await expectNotInPage(page, secret);
+  await ui.visit(`/escalations?status=pending&confirm=${id}&outcome=approved`);
+  await expect(page.getByRole('alertdialog')).toHaveCount(0);
+  await expectNotInPage(page, secret);
+
+  // The reviewer, without JavaScript either.
+  const reviewer = await signInElsewhere(browser, reviewerEmail, password, { js: false });
+  const note = `cleared by legal (${uniqueSuffix()})`;
+  try {
+    const rp = reviewer.page;
+    await reviewer.ui.visit('/escalations');
+    await expect(rp.locator('main[data-hydrated="false"]')).toBeAttached();
+    await expectNotInPage(rp, secret);
+    await reviewer.ui.submit(row(rp, id).getByRole('button', { name: 'Claim' }));
+    await expect(rp).toHaveURL(/\/escalations\?status=claimed$/);
+    await reviewer.ui.expectFlashOk('Claimed: you review it.');
+    await expectRow(rp, id, { ...kept, status: 'claimed', reviewer: actor(reviewerEmail) });
+
+    await row(rp, id).getByRole('link', { name: 'Approve' }).click();
+    await expect(rp).toHaveURL(new RegExp(`/escalations\\?status=claimed&confirm=${id}&outcome=approved$`));
+    const dialog = rp.getByRole('alertdialog');
+    await expect(dialog).toContainText(`Approve the request held by ${KEPT_POLICY} (${KEPT_REASON}, ${MODEL}) for team ${team.slug}?`);
+    await expect(heldPrompt(rp)).toHaveText(`user: ${prompt}`);
+    await reviewer.ui.shot('nojs-reviewer-held-prompt');
+    await dialog.getByLabel('Note (optional)').fill(note);
+    await reviewer.ui.submit(dialog.getByRole('button', { name: 'Approve' }));
+    await expect(rp).toHaveURL(/\/escalations\?status=resolved$/);
+    await reviewer.ui.expectFlashOk(`Approved: the caller may resend the same request once with X-Escalation-Id: ${id}.`);
+    await expectNoReviewActions(
+      await expectRow(rp, id, { ...kept, status: 'approved', reviewer: actor(reviewerEmail), note, promptKept: false }),
+    );
+    // Erased on resolution.
+    await reviewer.ui.visit(`/escalations?status=resolved&confirm=${id}&outcome=approved`);
+    await expectNotInPage(rp, secret);
+    reviewer.expectNoErrors();
+  } finally {
+    await reviewer.close();
+  }
+
+  // The org admin sees it decided by the reviewer, without the badge.
+  await ui.visit('/escalations?status=resolved');
+  await expectRow(page, id, { ...kept, status: 'approved', reviewer: actor(reviewerEmail), note, promptKept: false });
+  await expectNotInPage(page, secret);
 });

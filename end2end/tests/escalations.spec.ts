@@ -1,4 +1,4 @@
-import type { APIRequestContext, Browser, Locator, Page } from '@playwright/test';
+import type { Locator, Page } from '@playwright/test';
 import { readFile } from 'node:fs/promises';
 import {
   consoleTest as test,
@@ -11,7 +11,39 @@ import {
   uniqueSlug,
   uniqueSuffix,
 } from './fixtures';
-import { ADMIN_ACTOR, CONFIG, CONFIG_SWITCH_TIMEOUT, MODEL, POLICY, REASON } from './escalation-config';
+import {
+  ADMIN_ACTOR,
+  KEPT_KEYWORD,
+  KEPT_POLICY,
+  KEPT_REASON,
+  MODEL,
+  NO_REVIEWERS,
+  POLICY,
+  PROMPT_CONFIG,
+  REASON,
+  type Reply,
+  actor,
+  adminToken,
+  cell,
+  chat,
+  claimAnyway,
+  confirmDialog,
+  escalationRow,
+  expectNoReviewActions,
+  expectNotInPage,
+  expectRow,
+  heldPrompt,
+  hold,
+  memberRow,
+  notReviewerMessage,
+  onboardEscalatingTeam,
+  promptWithEmail,
+  promptWithKeyword,
+  reviewerCell,
+  reviewersSummary,
+  setReviewer,
+  signInElsewhere,
+} from './escalation-config';
 
 // Escalations (SPEC §10) and the audit log, with JavaScript on.
 //
@@ -20,128 +52,14 @@ import { ADMIN_ACTOR, CONFIG, CONFIG_SWITCH_TIMEOUT, MODEL, POLICY, REASON } fro
 // gateway, then a new configuration version whose `pii_detection` policy escalates prompts
 // carrying an email address (the gateway switches to it within seconds). Templates are not used
 // for this: they cannot be deleted, and the onboarding tests expect only the shipped ones.
-// A held request answers 409 with an escalation id; the console lists it for the team's
-// reviewers (never the prompt), who claim, approve or deny it; an approved request passes once
-// when resent with X-Escalation-Id.
+// A held request answers 409 with an escalation id; the console lists it for the team (never the
+// prompt, unless the policy keeps it for the reviewers), and it goes to the team's named reviewers
+// (Settings › Teams), or to the org admins when the team names none: only they claim, approve or
+// deny it; an approved request passes once when resent with X-Escalation-Id.
 // Every claim and decision is in the audit log, which filters and exports as CSV.
 
 /** A page answered 403 shows up in Chromium's console as a failed resource load. */
 const FAILED_LOAD = /Failed to load resource: the server responded with a status of 40[34]/;
-
-
-// ---------------------------------------------------------------------------------------------
-// Setup through the API
-
-interface Team {
-  slug: string;
-  teamId: string;
-  /** The onboarding request that created the team. */
-  requestId: string;
-  gatewayUrl: string;
-  gatewayKey: string;
-}
-
-/** An org-wide access key, made in Settings › Keys (its secret is shown once). */
-async function adminToken(ui: ConsoleUi): Promise<{ name: string; token: string }> {
-  const name = `e2e-esc-${uniqueSuffix()}`;
-  const token = await ui.createKey(name, 'access', '');
-  expect(token).toMatch(/^kt_ak_\S+$/);
-  return { name, token };
-}
-
-/**
- * Onboards a fresh team (template `std`, approved at once: its gateway runs), then makes a
- * configuration that escalates prompts with an email address its current version.
- */
-async function onboardEscalatingTeam(request: APIRequestContext, token: string): Promise<Team> {
-  const slug = uniqueSlug('e2e-esc');
-  const auth = { Authorization: `Bearer ${token}` };
-  const filed = await request.post('/v1/onboarding/requests', {
-    headers: auth,
-    data: {
-      team_name: `Team ${slug}`,
-      team_slug: slug,
-      lead_email: 'lead@example.com',
-      template: 'std',
-      monthly_budget: 50,
-      models: [MODEL],
-    },
-    failOnStatusCode: false,
-  });
-  expect(filed.status(), `POST /v1/onboarding/requests: ${await filed.text()}`).toBe(201);
-  const requestId: string = (await filed.json()).id;
-  const approved = await request.post(`/v1/onboarding/requests/${requestId}/approve`, {
-    headers: auth,
-    failOnStatusCode: false,
-    timeout: 20_000,
-  });
-  const body = await approved.text();
-  expect(approved.status(), `approving ${requestId}: ${body}`).toBe(200);
-  const json = JSON.parse(body);
-  expect(json.status, `the pipeline's result: ${body}`).toBe('ready');
-  expect(json.gateway_url, body).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-  expect(json.gateway_key, body).toMatch(/^kt_gk_\S+$/);
-  const config = await request.post('/v1/configurations', {
-    headers: auth,
-    data: { team_id: json.team_id, environment: json.environment, content: CONFIG, message: 'e2e: escalate emails' },
-    failOnStatusCode: false,
-  });
-  expect(config.status(), `POST /v1/configurations: ${await config.text()}`).toBe(201);
-  return { slug, teamId: json.team_id, requestId, gatewayUrl: json.gateway_url, gatewayKey: json.gateway_key };
-}
-
-interface Reply {
-  status: number;
-  body: string;
-  json: any;
-}
-
-/** `POST /v1/chat/completions` through the team's gateway, with `X-Escalation-Id` when given. */
-async function chat(request: APIRequestContext, team: Team, content: string, escalationId?: string): Promise<Reply> {
-  const headers: Record<string, string> = { Authorization: `Bearer ${team.gatewayKey}` };
-  if (escalationId) headers['X-Escalation-Id'] = escalationId;
-  const res = await request.post(`${team.gatewayUrl}/v1/chat/completions`, {
-    headers,
-    data: { model: MODEL, messages: [{ role: 'user', content }] },
-    timeout: 15_000,
-    failOnStatusCode: false,
-  });
-  const body = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    // Checked by the callers.
-  }
-  return { status: res.status(), body, json };
-}
-
-/** A prompt with a fresh email address (the policy holds it). */
-function promptWithEmail(): { prompt: string; email: string } {
-  const email = `jane.${uniqueSuffix()}@example.com`;
-  return { prompt: `Forward the quarterly summary to ${email} before Friday`, email };
-}
-
-/**
- * Sends a prompt the policy holds: 409 `escalation_required`; returns the escalation id. Until the
- * team's gateway runs the escalating version, the template's `pii-protection` policy blocks the
- * prompt (nothing is recorded): it is sent again meanwhile.
- */
-async function hold(request: APIRequestContext, team: Team, prompt: string): Promise<string> {
-  const deadline = Date.now() + CONFIG_SWITCH_TIMEOUT;
-  let r = await chat(request, team, prompt);
-  while (r.status === 409 && r.json?.error?.policy === 'pii-protection' && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    r = await chat(request, team, prompt);
-  }
-  expect(r.status, `a prompt with an email address through ${team.gatewayUrl}: ${r.body}`).toBe(409);
-  expect(r.json?.error?.code, r.body).toBe('escalation_required');
-  expect(r.json?.error?.policy, r.body).toBe(POLICY);
-  const id = r.json?.error?.escalation_id;
-  expect(typeof id === 'string' && id.length > 0, `error.escalation_id in ${r.body}`).toBe(true);
-  expect(r.json.error.message, r.body).toContain(`X-Escalation-Id: ${id}`);
-  return id;
-}
 
 /** The answer to a resend the escalation does not (or no longer) allow. */
 function expectRefusedRetry(r: Reply, what: string): void {
@@ -179,43 +97,9 @@ async function tabCounts(page: Page): Promise<Record<string, number>> {
   return counts;
 }
 
-function escalationRow(page: Page, id: string): Locator {
-  return page.locator(`table#escalations tr[data-escalation="${id}"]`);
-}
-
-/** A cell of an escalation row by its column header. */
-async function cell(page: Page, row: Locator, header: string): Promise<Locator> {
-  const headers = (await page.locator('table#escalations thead th').allTextContents()).map((h) => h.trim());
-  const i = headers.indexOf(header);
-  expect(i, `a "${header}" column in table#escalations (headers: ${JSON.stringify(headers)})`).toBeGreaterThanOrEqual(0);
-  return row.locator('td').nth(i);
-}
-
-/** Checks what a row shows: team, policy, reason, entities, model, status, reviewer, note. */
-async function expectRow(
-  page: Page,
-  id: string,
-  want: { team: string; status: string; reviewer?: string; note?: string },
-): Promise<Locator> {
-  const row = escalationRow(page, id);
-  await expect(row, `escalation ${id} is listed`).toHaveCount(1);
-  await expect(await cell(page, row, 'Team')).toHaveText(want.team);
-  await expect(await cell(page, row, 'Policy')).toHaveText(POLICY);
-  await expect(await cell(page, row, 'Reason')).toHaveText(REASON);
-  await expect(await cell(page, row, 'Entities')).toHaveText('email');
-  await expect(await cell(page, row, 'Model')).toHaveText(MODEL);
-  await expect((await cell(page, row, 'Status')).locator('.badge')).toHaveText(want.status);
-  await expect(await cell(page, row, 'Reviewer')).toHaveText(want.reviewer ?? '');
-  await expect(await cell(page, row, 'Note')).toHaveText(want.note ?? '');
-  return row;
-}
-
 /** Neither the prompt nor the email address is anywhere in the page (text or HTML). */
 async function expectNoPrompt(page: Page, prompt: string, email: string): Promise<void> {
-  await expect(page.locator('body')).not.toContainText(email);
-  const html = await page.content();
-  expect(html.includes(email), 'the email address of the held prompt is not in the page HTML').toBe(false);
-  expect(html.includes(prompt), 'the held prompt is not in the page HTML').toBe(false);
+  await expectNotInPage(page, email, prompt);
 }
 
 /** Opens /escalations through the navigation. */
@@ -225,46 +109,6 @@ async function openEscalations(page: Page, kt: KtConsole, ui: ConsoleUi): Promis
   await expect(ui.heading('Escalations')).toBeVisible();
   await expect(page).toHaveTitle('Escalations · kt');
   await kt.settle();
-}
-
-function confirmDialog(page: Page): Locator {
-  return page.getByRole('alertdialog');
-}
-
-// ---------------------------------------------------------------------------------------------
-// Another user, in a browser context of their own
-
-interface Elsewhere {
-  page: Page;
-  kt: KtConsole;
-  ui: ConsoleUi;
-  expectNoErrors: () => void;
-  close: () => Promise<void>;
-}
-
-/**
- * Signs someone else in, in a fresh browser context (own cookies), with JavaScript on; fails
- * (`expectNoErrors`) on an uncaught error or a console error not matching `allowed`.
- */
-async function signInElsewhere(browser: Browser, email: string, password: string, allowed: RegExp[] = []): Promise<Elsewhere> {
-  const context = await browser.newContext({ baseURL: test.info().project.use.baseURL });
-  const page = await context.newPage();
-  const thrown: string[] = [];
-  const logged: string[] = [];
-  page.on('pageerror', (err) => thrown.push(`pageerror: ${err.stack ?? err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !allowed.some((re) => re.test(msg.text()))) logged.push(`console.error: ${msg.text()}`);
-  });
-  const kt = new KtConsole(page, true, { email, password }, { allow: () => {}, pageErrors: () => thrown });
-  const ui = new ConsoleUi(page, kt);
-  await ui.signInAs(email, password, '/');
-  return {
-    page,
-    kt,
-    ui,
-    expectNoErrors: () => expect([...thrown, ...logged], `errors reported by the pages seen as ${email}`).toEqual([]),
-    close: () => context.close(),
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -438,7 +282,7 @@ test("a team member sees the team's queue without review actions; another team's
   const outsiderPassword = await ui.inviteUser(outsiderEmail, 'member', otherTeam);
 
   // A member of the team: the queue, but neither Claim nor Approve nor Deny; no audit log.
-  const member = await signInElsewhere(browser, memberEmail, memberPassword, [FAILED_LOAD]);
+  const member = await signInElsewhere(browser, memberEmail, memberPassword, { allowed: [FAILED_LOAD] });
   try {
     await expect(member.ui.topNav().getByRole('link', { name: 'Escalations' })).toBeVisible();
     await expect(member.ui.topNav().getByRole('link', { name: 'Audit log' })).toHaveCount(0);
@@ -454,11 +298,11 @@ test("a team member sees the team's queue without review actions; another team's
     await member.ui.visit(`/escalations?status=pending&confirm=${id}&outcome=approved`);
     await expect(confirmDialog(member.page)).toHaveCount(0);
 
-    // A claim posted anyway is refused by the server.
-    await member.page.request.post('/api/claim_escalation', { form: { id, claim: 'true' } });
-    await member.ui.visit('/escalations');
+    // A claim posted anyway is refused by the server: the team names no reviewers, so its
+    // escalations go to the org admins (a member passes the role gate, not the team's routing).
+    await claimAnyway(member.ui, id);
     await expect(member.ui.flash()).toHaveClass(/(^|\s)error(\s|$)/);
-    await expect(member.ui.flash()).toContainText('your role cannot review escalations');
+    await expect(member.ui.flash()).toHaveText(notReviewerMessage([]));
     await expectRow(member.page, id, { team: team.slug, status: 'pending' });
 
     // The audit log is for admins and team leads.
@@ -497,7 +341,7 @@ test("a team member sees the team's queue without review actions; another team's
   await expectRow(page, id, { team: team.slug, status: 'pending' });
 });
 
-test("a team lead of the team reviews its escalations and reads the team's audit log", async ({
+test("a team lead of the team, named its reviewer in Settings › Teams, reviews its escalations and reads the team's audit log", async ({
   page,
   kt,
   ui,
@@ -511,13 +355,24 @@ test("a team lead of the team reviews its escalations and reads the team's audit
   const leadEmail = uniqueEmail('esc-lead');
   const leadPassword = await ui.inviteUser(leadEmail, 'team_lead', team.slug);
 
+  // Being a team lead is not enough: the org admin names the lead a reviewer of the team.
+  await ui.visit('/settings/teams');
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(NO_REVIEWERS);
+  await setReviewer(ui, team.slug, leadEmail, true);
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(`Escalations go to: ${leadEmail}`);
+
   const lead = await signInElsewhere(browser, leadEmail, leadPassword);
   try {
     await openEscalations(lead.page, lead.kt, lead.ui);
-    const row = await expectRow(lead.page, id, { team: team.slug, status: 'pending' });
+    const row = await expectRow(lead.page, id, { team: team.slug, status: 'pending', goesTo: leadEmail });
     await lead.ui.submit(row.getByRole('button', { name: 'Claim' }));
     await lead.ui.expectFlashOk('Claimed: you review it.');
-    await expectRow(lead.page, id, { team: team.slug, status: 'claimed', reviewer: `${leadEmail} (console)` });
+    await expectRow(lead.page, id, { team: team.slug, status: 'claimed', reviewer: actor(leadEmail), goesTo: leadEmail });
+
+    // A team lead may change the team's reviewers (their own row offers "Stop reviewing").
+    await lead.ui.visit('/settings/teams');
+    await expect(reviewersSummary(lead.ui, team.slug)).toHaveText(`Escalations go to: ${leadEmail}`);
+    await expect(reviewerCell(lead.ui, team.slug, leadEmail).getByRole('button')).toHaveText('Stop reviewing');
 
     await lead.ui.topNav().getByRole('link', { name: 'Audit log' }).click();
     await lead.kt.expectPath('/audit');
@@ -525,7 +380,12 @@ test("a team lead of the team reviews its escalations and reads the team's audit
     await lead.kt.settle();
     const claim = lead.page.locator('table#audit tr[data-action="escalation.claim"]', { hasText: id });
     await expect(claim).toHaveCount(1);
-    await expect(claim).toContainText(`${leadEmail} (console)`);
+    await expect(claim).toContainText(actor(leadEmail));
+    // Naming the reviewer is audited too.
+    const named = lead.page.locator('table#audit tr[data-action="team.reviewers"]');
+    await expect(named).toHaveCount(1);
+    await expect(named.locator('td').nth(1)).toHaveText(ADMIN_ACTOR);
+    await expect(named.locator('td').nth(6)).toContainText(leadEmail);
     // Only the lead's team: every row names it.
     const teams = await lead.page.locator('table#audit tbody tr td:nth-child(5)').allTextContents();
     expect(teams.length).toBeGreaterThan(0);
@@ -536,9 +396,10 @@ test("a team lead of the team reviews its escalations and reads the team's audit
     await lead.close();
   }
 
-  // The admin sees who claimed it.
+  // The admin sees who claimed it, and no longer decides on this team's escalations.
   await ui.visit('/escalations?status=claimed');
-  await expectRow(page, id, { team: team.slug, status: 'claimed', reviewer: `${leadEmail} (console)` });
+  const row = await expectRow(page, id, { team: team.slug, status: 'claimed', reviewer: actor(leadEmail), goesTo: leadEmail });
+  await expectNoReviewActions(row);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -648,4 +509,231 @@ test('the audit log lists claims and decisions with their actor, filters them an
   await ui.visit(`/audit?actor=${encodeURIComponent('nobody@example.com (console)')}&team=${team.slug}`);
   await expect(page.locator('table#audit')).toHaveCount(0);
   await expect(page.getByText('No change matches.')).toBeVisible();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Named reviewers, and prompts kept for them
+
+test("Settings › Teams: an org admin names a team's reviewers and stops them; its escalations go to them, then back to the org admins", async ({
+  page,
+  kt,
+  ui,
+  request,
+}) => {
+  await kt.signIn();
+  const { token } = await adminToken(ui);
+  const team = await onboardEscalatingTeam(request, token);
+  const id = await hold(request, team, promptWithEmail().prompt);
+  // Emails sort as named: the console lists members and reviewers by email.
+  const first = uniqueEmail('esc-rev-a');
+  const second = uniqueEmail('esc-rev-b');
+  const viewer = uniqueEmail('esc-viewer');
+  await ui.inviteUser(first, 'member', team.slug);
+  await ui.inviteUser(second, 'team_lead', team.slug);
+  await ui.inviteUser(viewer, 'viewer', team.slug);
+  const reviewersApi = async (): Promise<{ emails: string[]; routedTo: string }> => {
+    const res = await request.get(`/v1/teams/${team.teamId}/reviewers`, {
+      headers: { Authorization: `Bearer ${token}` },
+      failOnStatusCode: false,
+    });
+    const body = await res.text();
+    expect(res.status(), `GET /v1/teams/${team.teamId}/reviewers: ${body}`).toBe(200);
+    const json = JSON.parse(body);
+    return { emails: json.data.map((r: { email: string }) => r.email), routedTo: json.routed_to };
+  };
+
+  // No reviewers yet: the org admins decide. Members and leads may be named; a viewer may not.
+  await ui.visit('/settings/teams');
+  await expect(ui.teamSection(team.slug).locator('table.members thead th')).toHaveText([
+    'Member',
+    'Role',
+    'Reviews escalations',
+    'Actions',
+  ]);
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(NO_REVIEWERS);
+  for (const email of [first, second]) await expect(reviewerCell(ui, team.slug, email)).toHaveText(/^\s*Make reviewer\s*$/);
+  await expect(memberRow(ui, team.slug, viewer).locator('td').nth(1)).toHaveText('Viewer');
+  await expect(reviewerCell(ui, team.slug, viewer)).toHaveText('');
+  await expect(reviewerCell(ui, team.slug, viewer).getByRole('button')).toHaveCount(0);
+  expect(await reviewersApi()).toEqual({ emails: [], routedTo: 'org_admins' });
+  await ui.shot('teams-no-reviewers');
+
+  // Name the member: the team's escalations go to them, not to the org admin any more.
+  await setReviewer(ui, team.slug, first, true);
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(`Escalations go to: ${first}`);
+  await expect(reviewerCell(ui, team.slug, second)).toHaveText(/^\s*Make reviewer\s*$/);
+  await expect(reviewerCell(ui, team.slug, viewer).getByRole('button')).toHaveCount(0);
+  expect(await reviewersApi()).toEqual({ emails: [first], routedTo: 'team_reviewers' });
+  await ui.shot('teams-reviewer-named');
+
+  await ui.visit('/escalations');
+  const row = await expectRow(page, id, { team: team.slug, status: 'pending', goesTo: first });
+  await expectNoReviewActions(row);
+  // Per row: the admin's controls are on the rows that go to the org admins, and only there.
+  const perRow = await page.locator('table#escalations tbody tr').evaluateAll((rows) =>
+    rows.map((r) => ({
+      to: r.querySelector('td.routed-to')?.textContent?.trim() ?? '',
+      claim: [...r.querySelectorAll('button')].some((b) => b.textContent?.trim() === 'Claim'),
+    })),
+  );
+  for (const r of perRow) expect(r.claim, `a Claim button on a row that goes to "${r.to}"`).toBe(r.to === 'org admins');
+  await ui.shot('escalations-routed-to-reviewer');
+  // A confirmation address shows the admin no decision form, and a claim posted anyway is refused.
+  await ui.visit(`/escalations?status=pending&confirm=${id}&outcome=approved`);
+  await expect(confirmDialog(page)).toHaveCount(0);
+  await claimAnyway(ui, id);
+  await expect(ui.flash()).toHaveClass(/(^|\s)error(\s|$)/);
+  await expect(ui.flash()).toHaveText(notReviewerMessage([first]));
+  await expectRow(page, id, { team: team.slug, status: 'pending', goesTo: first });
+
+  // Two reviewers (the team lead too), then neither.
+  await setReviewer(ui, team.slug, second, true);
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(`Escalations go to: ${first}, ${second}`);
+  expect(await reviewersApi()).toEqual({ emails: [first, second], routedTo: 'team_reviewers' });
+  await ui.visit('/escalations');
+  await expectNoReviewActions(await expectRow(page, id, { team: team.slug, status: 'pending', goesTo: `${first}, ${second}` }));
+
+  await setReviewer(ui, team.slug, first, false);
+  await expect(ui.flash()).toHaveText(`${first} no longer reviews the team's escalations.`);
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(`Escalations go to: ${second}`);
+  await setReviewer(ui, team.slug, second, false);
+  await expect(ui.flash()).toHaveText(
+    `${second} no longer reviews; the team names no reviewers, so its escalations go to the org admins.`,
+  );
+  await expect(reviewersSummary(ui, team.slug)).toHaveText(NO_REVIEWERS);
+  expect(await reviewersApi()).toEqual({ emails: [], routedTo: 'org_admins' });
+
+  // Back with the org admins: the admin claims it again.
+  await ui.visit('/escalations');
+  const back = await expectRow(page, id, { team: team.slug, status: 'pending' });
+  await ui.submit(back.getByRole('button', { name: 'Claim' }));
+  await ui.expectFlashOk('Claimed: you review it.');
+  await expectRow(page, id, { team: team.slug, status: 'claimed', reviewer: ADMIN_ACTOR });
+});
+
+test('a named reviewer reads the prompt a content_filter policy keeps, approves it, and the prompt is erased; nobody else sees it', async ({
+  page,
+  kt,
+  ui,
+  request,
+  browser,
+}) => {
+  await kt.signIn();
+  const { token } = await adminToken(ui);
+  const team = await onboardEscalatingTeam(request, token, PROMPT_CONFIG);
+  // A prompt with an email address waits for the new version (`pii-review` keeps no prompt) …
+  const { prompt: piiPrompt, email: piiEmail } = promptWithEmail();
+  const piiId = await hold(request, team, piiPrompt);
+  // … then `deal-review` holds one with its keyword, and keeps it for the reviewers.
+  const { prompt, secret } = promptWithKeyword();
+  const keptId = await hold(request, team, prompt, KEPT_POLICY);
+  expect(keptId).not.toBe(piiId);
+
+  const reviewerEmail = uniqueEmail('esc-reviewer');
+  const memberEmail = uniqueEmail('esc-member');
+  const reviewerPassword = await ui.inviteUser(reviewerEmail, 'member', team.slug);
+  const memberPassword = await ui.inviteUser(memberEmail, 'member', team.slug);
+  await setReviewer(ui, team.slug, reviewerEmail, true);
+
+  const kept = {
+    team: team.slug,
+    status: 'pending',
+    goesTo: reviewerEmail,
+    policy: KEPT_POLICY,
+    reason: KEPT_REASON,
+    entities: KEPT_KEYWORD,
+    promptKept: true,
+  };
+  const pii = { team: team.slug, status: 'pending', goesTo: reviewerEmail };
+
+  // The org admin (not a reviewer of this team): the metadata and the badge; no controls, no prompt.
+  await ui.visit('/escalations');
+  await expectNoReviewActions(await expectRow(page, keptId, kept));
+  await expectNoReviewActions(await expectRow(page, piiId, pii));
+  await expectNotInPage(page, secret, piiEmail);
+  await ui.visit(`/escalations?status=pending&confirm=${keptId}&outcome=approved`);
+  await expect(confirmDialog(page)).toHaveCount(0);
+  await expectNotInPage(page, secret);
+
+  // Another member of the team: the same, even with the confirmation address.
+  const member = await signInElsewhere(browser, memberEmail, memberPassword, { allowed: [FAILED_LOAD] });
+  try {
+    await openEscalations(member.page, member.kt, member.ui);
+    await expectNoReviewActions(await expectRow(member.page, keptId, kept));
+    await expectNotInPage(member.page, secret, piiEmail);
+    for (const outcome of ['approved', 'denied']) {
+      await member.ui.visit(`/escalations?status=pending&confirm=${keptId}&outcome=${outcome}`);
+      await expect(confirmDialog(member.page)).toHaveCount(0);
+      await expectNotInPage(member.page, secret);
+    }
+    await claimAnyway(member.ui, keptId);
+    await expect(member.ui.flash()).toHaveClass(/(^|\s)error(\s|$)/);
+    await expect(member.ui.flash()).toHaveText(notReviewerMessage([reviewerEmail]));
+    await expectNotInPage(member.page, secret);
+    await member.ui.shot('member-no-prompt');
+    member.expectNoErrors();
+  } finally {
+    await member.close();
+  }
+
+  // The reviewer: the controls; the prompt only in the confirmation of the policy that keeps it.
+  const reviewer = await signInElsewhere(browser, reviewerEmail, reviewerPassword);
+  const note = `read and cleared (${uniqueSuffix()})`;
+  try {
+    const rp = reviewer.page;
+    await openEscalations(rp, reviewer.kt, reviewer.ui);
+    const row = await expectRow(rp, keptId, kept);
+    await expect(row.getByRole('button', { name: 'Claim' })).toBeVisible();
+    await expect(row.getByRole('link', { name: 'Approve' })).toBeVisible();
+    await expect(row.getByRole('link', { name: 'Deny' })).toBeVisible();
+    await expect(escalationRow(rp, piiId).getByRole('button', { name: 'Claim' })).toBeVisible();
+    await expectNotInPage(rp, secret, piiEmail);
+
+    // `pii-review` keeps no prompt: its confirmation shows none.
+    await escalationRow(rp, piiId).getByRole('link', { name: 'Deny' }).click();
+    await expect(rp).toHaveURL(new RegExp(`confirm=${escapeRegExp(piiId)}&outcome=denied$`));
+    await expect(confirmDialog(rp)).toContainText(`Deny the request held by ${POLICY} (${REASON}, ${MODEL}) for team ${team.slug}?`);
+    await reviewer.kt.settle();
+    await expectNotInPage(rp, piiEmail, secret);
+    await confirmDialog(rp).getByRole('link', { name: 'Cancel' }).click();
+    await expect(rp).toHaveURL(/\/escalations\?status=pending$/);
+    await expect(confirmDialog(rp)).toHaveCount(0);
+
+    // `deal-review` keeps it: the reviewer reads the request as sent before deciding.
+    await escalationRow(rp, keptId).getByRole('link', { name: 'Approve' }).click();
+    await expect(rp).toHaveURL(new RegExp(`/escalations\\?status=pending&confirm=${escapeRegExp(keptId)}&outcome=approved$`));
+    const dialog = confirmDialog(rp);
+    await expect(dialog).toContainText(
+      `Approve the request held by ${KEPT_POLICY} (${KEPT_REASON}, ${MODEL}) for team ${team.slug}?`,
+    );
+    await expect(dialog.locator('figure.held-prompt')).toBeVisible();
+    await expect(heldPrompt(rp)).toHaveText(`user: ${prompt}`);
+    await reviewer.kt.settle();
+    await reviewer.ui.shot('reviewer-held-prompt');
+    await dialog.getByLabel('Note (optional)').fill(note);
+    await reviewer.ui.submit(dialog.getByRole('button', { name: 'Approve' }));
+    await expect(rp).toHaveURL(/\/escalations\?status=resolved$/);
+    await reviewer.ui.expectFlashOk(`Approved: the caller may resend the same request once with X-Escalation-Id: ${keptId}.`);
+    const done = { ...kept, status: 'approved', reviewer: actor(reviewerEmail), note, promptKept: false };
+    await expectNoReviewActions(await expectRow(rp, keptId, done));
+    await expectNotInPage(rp, secret);
+
+    // Erased on resolution: not even the reviewer's confirmation address shows it any more.
+    await reviewer.ui.visit(`/escalations?status=resolved&confirm=${keptId}&outcome=approved`);
+    await expectNotInPage(rp, secret);
+    await reviewer.ui.shot('reviewer-prompt-erased');
+    reviewer.expectNoErrors();
+  } finally {
+    await reviewer.close();
+  }
+
+  // The approved request passes once; the admin sees it decided, without the badge.
+  expectCompletion(await chat(request, team, prompt, keptId), 'the approved request resent with X-Escalation-Id', true);
+  expectRefusedRetry(await chat(request, team, prompt, keptId), 'the approved request resent a second time');
+  await ui.visit('/escalations?status=resolved');
+  await expectRow(page, keptId, { ...kept, status: 'approved', reviewer: actor(reviewerEmail), note, promptKept: false });
+  await expectNotInPage(page, secret);
+  // The other escalation is still pending, for the reviewer.
+  await ui.visit('/escalations');
+  await expectRow(page, piiId, pii);
 });

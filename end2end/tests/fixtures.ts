@@ -15,7 +15,7 @@ import {
   type Locator,
   type Page,
 } from '@playwright/test';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -30,6 +30,9 @@ export const DATA_DIR = process.env.KT_E2E_DATA_DIR
 export const GATEWAY_URL = (process.env.KT_E2E_GATEWAY_URL ?? 'http://127.0.0.1:3101').replace(/\/+$/, '');
 
 export const ADMIN_EMAIL = 'admin@kt.local';
+
+/** How the console records the demo admin's changes (audit log, "by …"). */
+export const ADMIN_ACTOR = `${ADMIN_EMAIL} (console)`;
 
 /** Hydrating a debug wasm bundle can take a few seconds on 2 cores. */
 export const HYDRATION_TIMEOUT = 20_000;
@@ -668,6 +671,112 @@ export class ConsoleUi {
     await expect(this.flash()).toContainText(name);
     return this.takeSecret();
   }
+
+  // --- Settings › Onboarding templates ---
+
+  templateRow(name: string): Locator {
+    return this.page.locator(`table#templates tr[data-template="${name}"]`);
+  }
+
+  templateEditor(): Locator {
+    return this.page.locator('form#template-editor');
+  }
+
+  templateContent(): Locator {
+    return this.templateEditor().locator('textarea#template-content');
+  }
+
+  /** Opens the editor of template `name` (`/settings/templates?name=…`) and returns its content. */
+  async openTemplate(name: string): Promise<string> {
+    await this.visit(templatePath(name));
+    await expect(this.page.locator('#editor-title')).toHaveText(`Edit ${name}`);
+    await expect(this.templateEditor().locator('input[type="hidden"][name="name"]')).toHaveValue(name);
+    return this.templateContent().inputValue();
+  }
+
+  /** Fills the template editor and clicks "Lint and save" (a form post, then the page again). */
+  async saveTemplate(name: string, content: string): Promise<void> {
+    await this.templateContent().fill(content);
+    await this.submit(this.templateEditor().getByRole('button', { name: 'Lint and save' }));
+    await this.kt.expectPath('/settings/templates');
+    expect(new URL(this.page.url()).searchParams.get('name'), 'back on the editor of the template').toBe(name);
+  }
+
+  /**
+   * After a refused save: the error flash, nothing saved, the refused `content` numbered with each
+   * error under its line (`errors`: line → the error's text), and the editor holding `content`.
+   */
+  async expectTemplateRefused(content: string, errors: Record<number, { code: string; error: string }>): Promise<void> {
+    const count = Object.keys(errors).length;
+    await expect(this.flash()).toHaveClass(/(^|\s)error(\s|$)/);
+    await expect(this.flash()).toContainText(
+      `Not saved: ${count} lint error${count === 1 ? '' : 's'} (shown at their lines below). ` +
+        'Teams onboarded from now on get the saved template.',
+    );
+    const problems = this.page.locator('#problems');
+    await expect(problems.locator('h2')).toHaveText(`Refused: ${count} lint error(s)`);
+    await expect(problems.locator('ol.numbered > li')).toHaveCount(content.trimEnd().split('\n').length);
+    await expect(problems.locator('li.error-line')).toHaveCount(count);
+    for (const [line, { code, error }] of Object.entries(errors)) {
+      const li = problems.locator(`li[data-line="${line}"]`);
+      await expect(li).toHaveClass(/(^|\s)error-line(\s|$)/);
+      await expect(li.locator('code')).toHaveText(code);
+      await expect(li.locator('.lint-error')).toContainText(error);
+    }
+    await expect(this.templateContent()).toHaveValue(content);
+  }
+
+  /**
+   * After a save: the ok flash, no refused content, the editor holding `content`, and the
+   * template's row naming the demo admin as its last changer.
+   */
+  async expectTemplateSaved(name: string, content: string): Promise<void> {
+    await this.expectFlashOk(
+      `Saved template ${name}: teams onboarded from now on start from it; existing teams keep their configuration.`,
+    );
+    await expect(this.page.locator('#problems')).toHaveCount(0);
+    await expect(this.templateContent()).toHaveValue(content);
+    await expect(this.templateRow(name).locator('td').nth(2)).toHaveText(
+      new RegExp(`^\\s*\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}\\s*by ${escapeRegExp(ADMIN_ACTOR)}\\s*$`),
+    );
+  }
+
+  /** The audit log has exactly one `template.put` of `name` by the admin from `before` to `after`. */
+  async expectTemplateAudited(name: string, before: string, after: string): Promise<void> {
+    await this.visit('/audit?action=template.put');
+    await expect(this.heading('Audit log')).toBeVisible();
+    const rows = this.page
+      .locator('table#audit tr[data-action="template.put"]')
+      .filter({ has: this.page.locator('td:nth-child(4)', { hasText: new RegExp(`^\\s*template ${name}\\s*$`) }) })
+      .filter({ has: this.page.locator('td:nth-child(7)', { hasText: auditContentHash(after) }) });
+    await expect(rows, `a template.put of ${name} to content_hash ${auditContentHash(after)}`).toHaveCount(1);
+    const cells = rows.locator('td');
+    await expect(cells.nth(1)).toHaveText(ADMIN_ACTOR);
+    await expect(cells.nth(4)).toHaveText('');
+    await expect(cells.nth(5)).toHaveText(`{"content_hash":"${auditContentHash(before)}"}`);
+    await expect(cells.nth(6)).toHaveText(`{"content_hash":"${auditContentHash(after)}"}`);
+  }
+
+  /**
+   * Puts a template back as it was (a plain form post with the page's session), whatever page the
+   * browser is on; for `finally` blocks, so that a failed test does not leave an edited template.
+   */
+  async restoreTemplate(name: string, content: string): Promise<void> {
+    await this.page.request.post('/api/save_template', { form: { name, content } });
+    // The outcome waits in the session for the next page: the editor's, which shows (and takes) it.
+    const html = await (await this.page.request.get(templatePath(name))).text();
+    expect(html, `restoring template ${name}`).toContain(`Saved template ${name}:`);
+  }
+}
+
+/** The editor of an onboarding template. */
+export function templatePath(name: string): string {
+  return `/settings/templates?name=${encodeURIComponent(name)}`;
+}
+
+/** The content hash the audit log records for a template: SHA-256, first 8 bytes, hex. */
+export function auditContentHash(content: string): string {
+  return createHash('sha256').update(content, 'utf8').digest('hex').slice(0, 16);
 }
 
 /** A gateway client with another key than the demo one. */

@@ -317,4 +317,21 @@ async fn webhooks(db: &TestDatabase) {
     let r = s.admin.delete(&format!("/v1/webhooks/{all_id}")).await;
     assert_eq!(r.status, 204, "[{b}] {r}");
     assert_eq!(s.admin.get("/v1/webhooks").await.data().len(), 1, "[{b}]");
+
+    // --- Every change this test made is in the audit log, secrets masked.
+    let audit = s.admin.get("/v1/audit?limit=1000").await;
+    let entries = audit.data();
+    let count = |action: &str, target: Option<&str>| {
+        entries
+            .iter()
+            .filter(|e| e["action"] == action && target.is_none_or(|t| e["target_id"] == t))
+            .count()
+    };
+    assert_eq!(count("webhook.create", Some(&all_id)), 1, "[{b}] {audit}");
+    assert_eq!(count("webhook.create", None), 2, "[{b}] the refused one is not: {audit}");
+    assert_eq!(count("webhook.delete", Some(&all_id)), 1, "[{b}] {audit}");
+    assert_eq!(count("config.version", None), 1, "[{b}] {audit}");
+    assert_eq!(count("team.create", Some(&eng.team_id)), 1, "[{b}] {audit}");
+    assert_eq!(count("token.create", None), 2, "[{b}] a gateway key, an access token: {audit}");
+    assert!(!audit.to_string().contains(SECRET), "[{b}] secrets are masked");
 }

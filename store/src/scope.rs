@@ -152,7 +152,7 @@ impl Scoped {
 
     /// Renames a team: org admins only.
     pub async fn rename_team(&self, team_id: &str, name: &str) -> Result<Team> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let before = self.get_team(team_id).await?;
@@ -174,7 +174,7 @@ impl Scoped {
 
     /// Archives a team (its keys and tokens stop working): org admins only.
     pub async fn archive_team(&self, team_id: &str) -> Result<Team> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let before = self.get_team(team_id).await?;
@@ -206,7 +206,7 @@ impl Scoped {
     /// Puts an existing console user in a team with a team role, or (with
     /// `role` `None`) takes them out: org admins only.
     pub async fn set_member(&self, team_id: &str, email: &str, role: Option<&str>) -> Result<User> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         self.get_team(team_id).await?;
@@ -254,7 +254,7 @@ impl Scoped {
 
     /// Only the org may create teams.
     pub async fn create_team(&self, new: &NewTeam) -> Result<Team> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let mut tx = self.db.begin().await?;
@@ -436,7 +436,7 @@ impl Scoped {
         &self,
         new: &crate::git_repos::NewRepo<'_>,
     ) -> Result<crate::git_repos::GitRepo> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let mut tx = self.db.begin().await?;
@@ -460,7 +460,7 @@ impl Scoped {
 
     /// Unlinks a Git repository (versions it made stay): org admins only.
     pub async fn unlink_repo(&self, id: &str) -> Result<()> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let repo = crate::git_repos::get(&self.db, id)
@@ -482,7 +482,7 @@ impl Scoped {
 
     /// The linked repositories: org admins only.
     pub async fn list_repos(&self) -> Result<Vec<crate::git_repos::GitRepo>> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         crate::git_repos::list(&self.db).await
@@ -493,7 +493,7 @@ impl Scoped {
         &self,
         id: &str,
     ) -> Result<(crate::git_repos::GitRepo, Vec<crate::git_repos::GitSync>)> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let repo = crate::git_repos::get(&self.db, id)
@@ -573,7 +573,7 @@ impl Scoped {
         team_id: Option<&str>,
         password_hash: &str,
     ) -> Result<User> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         users::validate_email(email).map_err(StoreError::Invalid)?;
@@ -605,7 +605,7 @@ impl Scoped {
         role: &str,
         team_id: Option<&str>,
     ) -> Result<User> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let team_id = self.check_role(role, team_id).await?;
@@ -630,7 +630,7 @@ impl Scoped {
 
     /// Deletes a console user: org admins only.
     pub async fn remove_user(&self, user_id: &str) -> Result<User> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let mut tx = self.db.begin().await?;
@@ -710,7 +710,7 @@ impl Scoped {
         amount_micros: i64,
         reason: Option<&str>,
     ) -> Result<WalletRow> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         teams::get(&self.db, team_id)
@@ -821,7 +821,7 @@ impl Scoped {
         base_url: Option<&str>,
         secret_name: Option<&str>,
     ) -> Result<ProviderDefault> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let before = secrets::providers(&self.db)
@@ -850,7 +850,7 @@ impl Scoped {
         name: &str,
         content: &str,
     ) -> Result<crate::onboarding::Template> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         teams::validate_slug(name)
@@ -966,7 +966,7 @@ impl Scoped {
         action: &str,
         reason: Option<&str>,
     ) -> Result<crate::onboarding::Request> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let before = self.get_onboarding(id).await?;
@@ -1203,7 +1203,7 @@ impl Scoped {
         events: &[String],
         secret_sealed: &str,
     ) -> Result<crate::webhooks::Webhook> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let mut tx = self.db.begin().await?;
@@ -1223,7 +1223,7 @@ impl Scoped {
 
     /// The webhooks (org admins).
     pub async fn list_webhooks(&self) -> Result<Vec<crate::webhooks::Webhook>> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         crate::webhooks::list(&self.db).await
@@ -1235,7 +1235,7 @@ impl Scoped {
         id: &str,
         limit: i64,
     ) -> Result<(crate::webhooks::Webhook, Vec<crate::webhooks::Delivery>)> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let hook = crate::webhooks::get(&self.db, id)
@@ -1247,7 +1247,7 @@ impl Scoped {
 
     /// Removes a webhook (org admins).
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let hook = crate::webhooks::get(&self.db, id)
@@ -1268,7 +1268,7 @@ impl Scoped {
 
     /// Queues a test delivery to a webhook (org admins).
     pub async fn test_webhook(&self, id: &str) -> Result<String> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         crate::webhooks::get(&self.db, id)
@@ -1282,7 +1282,7 @@ impl Scoped {
         &self,
         new: &crate::prices::NewPrice,
     ) -> Result<crate::prices::PriceRow> {
-        if self.scope != Scope::Org {
+        if !self.is_org_admin() {
             return Err(StoreError::Forbidden);
         }
         let mut tx = self.db.begin().await?;

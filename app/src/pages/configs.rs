@@ -20,7 +20,7 @@ use crate::pages::settings::TeamOption;
 const VERSIONS_SHOWN: i64 = 50;
 /// Largest configuration accepted from the editor (as the API).
 #[cfg(feature = "ssr")]
-const MAX_CONTENT_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_CONTENT_BYTES: usize = 256 * 1024;
 /// The session key of refused editor content.
 #[cfg(feature = "ssr")]
 const DRAFT_KEY: &str = "config_draft";
@@ -98,7 +98,9 @@ impl Problem {
 /// Lint results while typing (with JavaScript): the editor's content is
 /// linted on the server as it changes.
 #[component]
-fn LiveLint(results: ReadSignal<Option<Result<Vec<Problem>, String>>>) -> impl IntoView {
+pub(crate) fn LiveLint(
+    results: ReadSignal<Option<Result<Vec<Problem>, String>>>,
+) -> impl IntoView {
     move || {
         results.get().map(|r| match r {
             Ok(problems) if problems.is_empty() => {
@@ -464,15 +466,13 @@ fn Diff(diff: DiffView) -> impl IntoView {
 
 /// The refused content, numbered, with each error under its line.
 #[component]
-fn Problems(draft: Draft) -> impl IntoView {
-    let lines: Vec<(usize, String, Vec<Problem>)> = draft
-        .content
+pub(crate) fn Problems(content: String, problems: Vec<Problem>) -> impl IntoView {
+    let lines: Vec<(usize, String, Vec<Problem>)> = content
         .lines()
         .enumerate()
         .map(|(i, text)| {
             let n = i + 1;
-            let here = draft
-                .problems
+            let here = problems
                 .iter()
                 .filter(|p| p.line == n)
                 .cloned()
@@ -482,8 +482,7 @@ fn Problems(draft: Draft) -> impl IntoView {
         .collect();
     // Errors past the last line (an empty file, a truncated document).
     let last = lines.len();
-    let beyond: Vec<Problem> = draft
-        .problems
+    let beyond: Vec<Problem> = problems
         .iter()
         .filter(|p| p.line > last || p.line == 0)
         .cloned()
@@ -503,7 +502,7 @@ fn Problems(draft: Draft) -> impl IntoView {
     };
     view! {
         <section class="panel" aria-labelledby="problems-title" id="problems">
-            <h2 id="problems-title">{format!("Refused: {} lint error(s)", draft.problems.len())}</h2>
+            <h2 id="problems-title">{format!("Refused: {} lint error(s)", problems.len())}</h2>
             <ol class="numbered">
                 {lines.into_iter().map(|(n, text, here)| {
                     let bad = !here.is_empty();
@@ -653,7 +652,7 @@ pub fn ConfigsPage() -> impl IntoView {
                         }}
                     </section>
                     })}
-                    {d.draft.clone().map(|draft| view! { <Problems draft /> })}
+                    {d.draft.clone().map(|draft| view! { <Problems content=draft.content problems=draft.problems /> })}
                     {d.can_edit.then(|| {
                         let message = d.draft.as_ref().map(|x| x.message.clone()).unwrap_or_default();
                         let (results, set_results) = signal(None::<Result<Vec<Problem>, String>>);

@@ -136,7 +136,11 @@ pub async fn load_escalations(
             used: when(e.used_at),
         })
         .collect();
-    let confirm = match rows.iter().find(|r| r.id == confirm && r.reviewable) {
+    let open = |r: &EscalationView| matches!(r.status.as_str(), "pending" | "claimed");
+    let confirm = match rows
+        .iter()
+        .find(|r| r.id == confirm && r.reviewable && open(r))
+    {
         Some(row) if matches!(outcome.as_str(), "approved" | "denied") => {
             let prompt = match all
                 .iter()

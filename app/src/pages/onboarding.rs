@@ -134,7 +134,7 @@ fn view_of(r: store::onboarding::Request) -> RequestView {
 }
 
 #[cfg(feature = "ssr")]
-fn summary(content: &str) -> Vec<String> {
+pub(crate) fn summary(content: &str) -> Vec<String> {
     content
         .lines()
         .take_while(|l| l.starts_with('#'))
@@ -594,6 +594,9 @@ pub fn OnboardingPage() -> impl IntoView {
                                     <ul>{t.summary.iter().map(|l| view! { <li>{l.clone()}</li> }).collect_view()}</ul>
                                 </div>
                             }).collect_view()}
+                            {d.is_admin.then(|| view! {
+                                <p><a href="/settings/templates">"Edit the templates"</a></p>
+                            })}
                         </details>
                     </section>
                     <section class="panel" aria-labelledby="mine-title">

@@ -7,6 +7,7 @@
 pub mod keys;
 pub mod secrets;
 pub mod teams;
+pub mod templates;
 pub mod users;
 pub mod webhooks;
 

@@ -328,10 +328,21 @@ async fn webhooks(db: &TestDatabase) {
             .count()
     };
     assert_eq!(count("webhook.create", Some(&all_id)), 1, "[{b}] {audit}");
-    assert_eq!(count("webhook.create", None), 2, "[{b}] the refused one is not: {audit}");
+    assert_eq!(
+        count("webhook.create", None),
+        2,
+        "[{b}] the refused one is not: {audit}"
+    );
     assert_eq!(count("webhook.delete", Some(&all_id)), 1, "[{b}] {audit}");
     assert_eq!(count("config.version", None), 1, "[{b}] {audit}");
     assert_eq!(count("team.create", Some(&eng.team_id)), 1, "[{b}] {audit}");
-    assert_eq!(count("token.create", None), 2, "[{b}] a gateway key, an access token: {audit}");
-    assert!(!audit.to_string().contains(SECRET), "[{b}] secrets are masked");
+    assert_eq!(
+        count("token.create", None),
+        2,
+        "[{b}] a gateway key, an access token: {audit}"
+    );
+    assert!(
+        !audit.to_string().contains(SECRET),
+        "[{b}] secrets are masked"
+    );
 }

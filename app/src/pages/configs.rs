@@ -98,9 +98,7 @@ impl Problem {
 /// Lint results while typing (with JavaScript): the editor's content is
 /// linted on the server as it changes.
 #[component]
-pub(crate) fn LiveLint(
-    results: ReadSignal<Option<Result<Vec<Problem>, String>>>,
-) -> impl IntoView {
+pub(crate) fn LiveLint(results: ReadSignal<Option<Result<Vec<Problem>, String>>>) -> impl IntoView {
     move || {
         results.get().map(|r| match r {
             Ok(problems) if problems.is_empty() => {
@@ -472,11 +470,7 @@ pub(crate) fn Problems(content: String, problems: Vec<Problem>) -> impl IntoView
         .enumerate()
         .map(|(i, text)| {
             let n = i + 1;
-            let here = problems
-                .iter()
-                .filter(|p| p.line == n)
-                .cloned()
-                .collect();
+            let here = problems.iter().filter(|p| p.line == n).cloned().collect();
             (n, text.to_owned(), here)
         })
         .collect();

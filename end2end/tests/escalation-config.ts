@@ -1,11 +1,11 @@
 import type { APIRequestContext, Browser, Locator, Page } from '@playwright/test';
 import {
-  ADMIN_EMAIL,
   consoleTest as test,
   ConsoleUi,
   escapeRegExp,
   expect,
   KtConsole,
+  onboardThroughApi,
   uniqueSlug,
   uniqueSuffix,
 } from './fixtures';
@@ -16,9 +16,6 @@ import {
 // setup through the API (an org-wide access key, a team onboarded from `std`, the escalating
 // configuration), sending held requests, reading the Escalations table, naming a team's
 // reviewers in Settings › Teams, and signing someone else in.
-
-/** How the console records the demo admin's changes. */
-export const ADMIN_ACTOR = `${ADMIN_EMAIL} (console)`;
 
 /** How the console records a console user's changes (claims, decisions). */
 export function actor(email: string): string {
@@ -103,38 +100,27 @@ export async function adminToken(ui: ConsoleUi): Promise<{ name: string; token: 
 export async function onboardEscalatingTeam(request: APIRequestContext, token: string, config = CONFIG): Promise<Team> {
   const slug = uniqueSlug('e2e-esc');
   const auth = { Authorization: `Bearer ${token}` };
-  const filed = await request.post('/v1/onboarding/requests', {
-    headers: auth,
-    data: {
-      team_name: `Team ${slug}`,
-      team_slug: slug,
-      lead_email: 'lead@example.com',
-      template: 'std',
-      monthly_budget: 50,
-      models: [MODEL],
-    },
-    failOnStatusCode: false,
+  const { requestId, approval } = await onboardThroughApi(request, auth, {
+    team_name: `Team ${slug}`,
+    team_slug: slug,
+    lead_email: 'lead@example.com',
+    template: 'std',
+    monthly_budget: 50,
+    models: [MODEL],
   });
-  expect(filed.status(), `POST /v1/onboarding/requests: ${await filed.text()}`).toBe(201);
-  const requestId: string = (await filed.json()).id;
-  const approved = await request.post(`/v1/onboarding/requests/${requestId}/approve`, {
-    headers: auth,
-    failOnStatusCode: false,
-    timeout: 20_000,
-  });
-  const body = await approved.text();
-  expect(approved.status(), `approving ${requestId}: ${body}`).toBe(200);
-  const json = JSON.parse(body);
-  expect(json.status, `the pipeline's result: ${body}`).toBe('ready');
-  expect(json.gateway_url, body).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-  expect(json.gateway_key, body).toMatch(/^kt_gk_\S+$/);
   const created = await request.post('/v1/configurations', {
     headers: auth,
-    data: { team_id: json.team_id, environment: json.environment, content: config, message: 'e2e: escalate' },
+    data: { team_id: approval.team_id, environment: approval.environment, content: config, message: 'e2e: escalate' },
     failOnStatusCode: false,
   });
   expect(created.status(), `POST /v1/configurations: ${await created.text()}`).toBe(201);
-  return { slug, teamId: json.team_id, requestId, gatewayUrl: json.gateway_url, gatewayKey: json.gateway_key };
+  return {
+    slug,
+    teamId: approval.team_id,
+    requestId,
+    gatewayUrl: approval.gateway_url,
+    gatewayKey: approval.gateway_key,
+  };
 }
 
 export interface Reply {

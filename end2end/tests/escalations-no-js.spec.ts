@@ -1,7 +1,6 @@
 import type { Page } from '@playwright/test';
-import { consoleTest as test, expect, uniqueEmail, uniqueSuffix } from './fixtures';
+import { ADMIN_ACTOR, consoleTest as test, expect, uniqueEmail, uniqueSuffix } from './fixtures';
 import {
-  ADMIN_ACTOR,
   KEPT_KEYWORD,
   KEPT_POLICY,
   KEPT_REASON,

@@ -1,6 +1,7 @@
 import type { Locator, Page } from '@playwright/test';
 import { readFile } from 'node:fs/promises';
 import {
+  ADMIN_ACTOR,
   consoleTest as test,
   expect,
   ConsoleUi,
@@ -12,7 +13,6 @@ import {
   uniqueSuffix,
 } from './fixtures';
 import {
-  ADMIN_ACTOR,
   KEPT_KEYWORD,
   KEPT_POLICY,
   KEPT_REASON,

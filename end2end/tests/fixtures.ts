@@ -790,3 +790,98 @@ export const consoleTest = test.extend<{ ui: ConsoleUi }>({
     await use(new ConsoleUi(page, kt));
   },
 });
+
+// ---------------------------------------------------------------------------------------------
+// Onboarding through the API
+
+/** The body of `POST /v1/onboarding/requests` (`NewOnboarding` in the server's API). */
+export interface OnboardingFields {
+  team_name: string;
+  team_slug: string;
+  lead_email: string;
+  /** `std`, `reg`, `exp`, or another template. */
+  template: string;
+  /** USD per calendar month. */
+  monthly_budget: number;
+  models: string[];
+  /** Default `production`. */
+  environment?: string;
+  use_case?: string;
+}
+
+/** A provisioning step in an onboarding request's answer. */
+export interface OnboardingStep {
+  /** `team`, `config`, `wallet`, `key`, `gateway` */
+  step: string;
+  /** `pending`, `running`, `done`, `failed` */
+  status: string;
+  detail: string | null;
+  at: string | null;
+}
+
+/**
+ * The answer to `POST /v1/onboarding/requests/{id}/approve` once the pipeline is `ready`
+ * (`onboardThroughApi` has checked `status`, `gateway_url` and `gateway_key`).
+ */
+export interface OnboardingApproval {
+  id: string;
+  team_name: string;
+  team_slug: string;
+  lead_email: string;
+  use_case: string;
+  template: string;
+  monthly_budget: number;
+  models: string[];
+  environment: string;
+  status: string;
+  reason: string | null;
+  steps: OnboardingStep[];
+  team_id: string;
+  gateway_name: string | null;
+  /** The gateway's base URL (`http://127.0.0.1:PORT`). */
+  gateway_url: string;
+  requested_by: string;
+  created_at: string;
+  decided_by: string | null;
+  decided_at: string | null;
+  /** Shown only in the answer to the approval that created it (`kt_gk_…`). */
+  gateway_key: string;
+}
+
+export interface OnboardOptions {
+  /** How long the approval (the whole provisioning pipeline, a gateway process starting) may take. */
+  approveTimeout?: number;
+}
+
+/**
+ * Files an onboarding request through the API (`auth`: the headers of an org admin's access key)
+ * and approves it at once: the request is created (201), the approval answers 200 with the
+ * pipeline `ready`, a local gateway URL and a fresh gateway key. Returns the request's id, the
+ * approval's answer (`approval`) and its raw text (`body`, for assertion messages).
+ */
+export async function onboardThroughApi(
+  request: APIRequestContext,
+  auth: Record<string, string>,
+  fields: OnboardingFields,
+  opts: OnboardOptions = {},
+): Promise<{ requestId: string; approval: OnboardingApproval; body: string }> {
+  const filed = await request.post('/v1/onboarding/requests', {
+    headers: auth,
+    data: fields,
+    failOnStatusCode: false,
+  });
+  expect(filed.status(), `POST /v1/onboarding/requests: ${await filed.text()}`).toBe(201);
+  const requestId: string = (await filed.json()).id;
+  const approved = await request.post(`/v1/onboarding/requests/${requestId}/approve`, {
+    headers: auth,
+    failOnStatusCode: false,
+    timeout: opts.approveTimeout ?? 30_000,
+  });
+  const body = await approved.text();
+  expect(approved.status(), `approving ${requestId}: ${body}`).toBe(200);
+  const approval: OnboardingApproval = JSON.parse(body);
+  expect(approval.status, `the pipeline's result: ${body}`).toBe('ready');
+  expect(approval.gateway_url, body).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  expect(approval.gateway_key, body).toMatch(/^kt_gk_\S+$/);
+  return { requestId, approval, body };
+}

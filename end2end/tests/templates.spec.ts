@@ -2,6 +2,7 @@ import {
   consoleTest as test,
   expect,
   FORBIDDEN_TEXT,
+  onboardThroughApi,
   templatePath,
   uniqueEmail,
   uniqueSlug,
@@ -148,33 +149,18 @@ test('an org admin edits a template: live lint, a refused save at its line, then
     expect(token).toMatch(/^kt_ak_\S+$/);
     const auth = { Authorization: `Bearer ${token}` };
     const slug = uniqueSlug('e2e-tpl');
-    const filed = await request.post('/v1/onboarding/requests', {
-      headers: auth,
-      data: {
-        team_name: `Team ${slug}`,
-        team_slug: slug,
-        lead_email: 'lead@example.com',
-        template: 'exp',
-        monthly_budget: 30,
-        models: ['gpt-4o'],
-      },
-      failOnStatusCode: false,
+    const { approval, body } = await onboardThroughApi(request, auth, {
+      team_name: `Team ${slug}`,
+      team_slug: slug,
+      lead_email: 'lead@example.com',
+      template: 'exp',
+      monthly_budget: 30,
+      models: ['gpt-4o'],
     });
-    expect(filed.status(), `POST /v1/onboarding/requests: ${await filed.text()}`).toBe(201);
-    const requestId: string = (await filed.json()).id;
-    const approved = await request.post(`/v1/onboarding/requests/${requestId}/approve`, {
-      headers: auth,
-      failOnStatusCode: false,
-      timeout: 30_000,
-    });
-    const body = await approved.text();
-    expect(approved.status(), `approving ${requestId}: ${body}`).toBe(200);
-    const json = JSON.parse(body);
-    expect(json.status, `the pipeline's result: ${body}`).toBe('ready');
-    expect(json.environment).toBe('production');
-    const config = json.steps.find((s: { step: string }) => s.step === 'config');
+    expect(approval.environment).toBe('production');
+    const config = approval.steps.find((s) => s.step === 'config');
     expect(config?.detail, body).toContain('version 1 of production from template exp (lint clean)');
-    const teamId: string = json.team_id;
+    const teamId = approval.team_id;
 
     const readConfig = async (): Promise<string> => {
       const res = await request.get(`/v1/configurations?team_id=${encodeURIComponent(teamId)}&environment=production`, {

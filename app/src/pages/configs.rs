@@ -119,6 +119,23 @@ pub(crate) fn LiveLint(results: ReadSignal<Option<Result<Vec<Problem>, String>>>
     }
 }
 
+/// Lints an editor's content on the server as it is typed: the results to
+/// show with [`LiveLint`], and the action to dispatch with the content.
+pub(crate) fn lint_as_you_type() -> (
+    ReadSignal<Option<Result<Vec<Problem>, String>>>,
+    Action<String, ()>,
+) {
+    let (results, set_results) = signal(None::<Result<Vec<Problem>, String>>);
+    let lint = Action::new(move |content: &String| {
+        let content = content.clone();
+        async move {
+            let r = lint_config(content).await.map_err(|e| e.to_string());
+            set_results.set(Some(r));
+        }
+    });
+    (results, lint)
+}
+
 /// Editor content refused by lint, kept in the session across the redirect.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Draft {
@@ -649,14 +666,7 @@ pub fn ConfigsPage() -> impl IntoView {
                     {d.draft.clone().map(|draft| view! { <Problems content=draft.content problems=draft.problems /> })}
                     {d.can_edit.then(|| {
                         let message = d.draft.as_ref().map(|x| x.message.clone()).unwrap_or_default();
-                        let (results, set_results) = signal(None::<Result<Vec<Problem>, String>>);
-                        let lint = Action::new(move |content: &String| {
-                            let content = content.clone();
-                            async move {
-                                let r = lint_config(content).await.map_err(|e| e.to_string());
-                                set_results.set(Some(r));
-                            }
-                        });
+                        let (results, lint) = lint_as_you_type();
                         view! {
                             <section class="panel" aria-labelledby="editor-title">
                                 <h2 id="editor-title">"Edit"</h2>

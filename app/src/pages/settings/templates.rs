@@ -14,7 +14,7 @@ use super::SettingsTabs;
 use crate::access::Role;
 use crate::access::{Flash, Me};
 use crate::components::layout::{Frame, load_page};
-use crate::pages::configs::{LiveLint, Problem, Problems, lint_config};
+use crate::pages::configs::{LiveLint, Problem, Problems, lint_as_you_type};
 
 /// The session key of refused editor content.
 #[cfg(feature = "ssr")]
@@ -173,14 +173,7 @@ pub fn TemplatesPage() -> impl IntoView {
                     </section>
                     {d.draft.clone().map(|draft| view! { <Problems content=draft.content problems=draft.problems /> })}
                     {d.editing.clone().map(|(name, content)| {
-                        let (results, set_results) = signal(None::<Result<Vec<Problem>, String>>);
-                        let lint = Action::new(move |content: &String| {
-                            let content = content.clone();
-                            async move {
-                                let r = lint_config(content).await.map_err(|e| e.to_string());
-                                set_results.set(Some(r));
-                            }
-                        });
+                        let (results, lint) = lint_as_you_type();
                         view! {
                             <section class="panel" aria-labelledby="editor-title">
                                 <h2 id="editor-title">{format!("Edit {name}")}</h2>

@@ -98,7 +98,7 @@ impl Problem {
 /// Lint results while typing (with JavaScript): the editor's content is
 /// linted on the server as it changes.
 #[component]
-pub(crate) fn LiveLint(results: ReadSignal<Option<Result<Vec<Problem>, String>>>) -> impl IntoView {
+pub(crate) fn LiveLint(results: ReadSignal<LintResults>) -> impl IntoView {
     move || {
         results.get().map(|r| match r {
             Ok(problems) if problems.is_empty() => {
@@ -119,13 +119,13 @@ pub(crate) fn LiveLint(results: ReadSignal<Option<Result<Vec<Problem>, String>>>
     }
 }
 
+/// What live lint last said: the problems, or why lint was unavailable.
+pub(crate) type LintResults = Option<Result<Vec<Problem>, String>>;
+
 /// Lints an editor's content on the server as it is typed: the results to
 /// show with [`LiveLint`], and the action to dispatch with the content.
-pub(crate) fn lint_as_you_type() -> (
-    ReadSignal<Option<Result<Vec<Problem>, String>>>,
-    Action<String, ()>,
-) {
-    let (results, set_results) = signal(None::<Result<Vec<Problem>, String>>);
+pub(crate) fn lint_as_you_type() -> (ReadSignal<LintResults>, Action<String, ()>) {
+    let (results, set_results) = signal(LintResults::None);
     let lint = Action::new(move |content: &String| {
         let content = content.clone();
         async move {

@@ -16,11 +16,18 @@ HELD = "Please draft a termination letter for our supplier Initech."
 
 
 def _held(client: openai.OpenAI, content: str, escalation_id: str | None = None) -> openai.ConflictError:
+    """Sends `content`; it must be refused with 409: held for review (`escalation_required`)
+    without an id, or refused (`input_blocked`) when the id does not let it through."""
     headers = {"X-Escalation-Id": escalation_id} if escalation_id else None
     with pytest.raises(openai.ConflictError) as caught:
         client.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": content}], extra_headers=headers
         )
+    body = caught.value.body if isinstance(caught.value.body, dict) else {}
+    expected = "input_blocked" if escalation_id else "escalation_required"
+    assert body.get("code") == expected, caught.value.body
+    if escalation_id:
+        assert "does not allow this request" in body.get("message", ""), body
     return caught.value
 
 
@@ -39,9 +46,7 @@ def test_an_approved_request_passes_once_with_the_escalation_id(kt: KtDemo, admi
         model="gpt-4o", messages=[{"role": "user", "content": "Summarise our supplier policy."}]
     ).choices[0].message.content
     err = _held(client, HELD)
-    body = err.body if isinstance(err.body, dict) else {}
-    assert body.get("code") == "escalation_required", err.body
-    escalation_id = body["escalation_id"]
+    escalation_id = err.body["escalation_id"]
 
     # Before a decision, the id does not let it through.
     _held(client, HELD, escalation_id)
@@ -63,4 +68,4 @@ def test_an_approved_request_passes_once_with_the_escalation_id(kt: KtDemo, admi
     assert answer.choices[0].message.content, answer
     _held(client, HELD, escalation_id)
     status, shown = api_call(kt, admin_token, "GET", f"/v1/escalations/{escalation_id}")
-    assert shown["used_at"], shown
+    assert status == 200 and shown["used_at"], shown

@@ -48,9 +48,34 @@ pub fn duration_ms(ms: i64) -> String {
     }
 }
 
+/// One CSV field (RFC 4180): quoted when it must be, and with a leading
+/// `=`, `+`, `-` or `@` neutralised so a spreadsheet never runs it as a
+/// formula (values such as names and emails come from users).
+pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("@cmd,x"), "\"'@cmd,x\"");
+    }
 
     #[test]
     fn money_and_counts() {

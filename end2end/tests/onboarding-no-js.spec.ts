@@ -1,5 +1,5 @@
-import type { Locator, Page } from '@playwright/test';
-import { consoleTest as test, expect, uniqueSlug, uniqueSuffix, type ConsoleUi } from './fixtures';
+import { consoleTest as test, expect, uniqueSlug, uniqueSuffix } from './fixtures';
+import { STEPS, field, requestRow, sendRequest, watchRequestPage } from './onboarding-helpers';
 
 // Onboarding and the fleet without JavaScript: the request form refuses bad fields field by field
 // and sends a fixed one, the admin approves from the queue, and the request's page reaches
@@ -9,51 +9,6 @@ import { consoleTest as test, expect, uniqueSlug, uniqueSuffix, type ConsoleUi }
 
 /** The page refreshes itself each second while provisioning runs (a gateway process starts). */
 const PROVISIONING_TIMEOUT = 15_000;
-
-const STEPS = ['team', 'config', 'wallet', 'key', 'gateway'];
-
-function field(page: Page, name: string): Locator {
-  return page.locator(`#f-${name}`);
-}
-
-function requestRow(page: Page, table: 'mine' | 'queue' | 'recent', slug: string): Locator {
-  return page.locator(`table#${table} tr[data-slug="${slug}"]`);
-}
-
-/** What one load of a request's page showed: its status, and whether the key box was on it. */
-interface PageLoad {
-  status: string;
-  key: boolean;
-  running: string[];
-}
-
-/**
- * Records every load of `/onboarding/ID` (the page refreshes itself while provisioning), so that
- * a failed expectation about the one-time key can say on which load the key was shown.
- */
-function watchRequestPage(page: Page, id: string): PageLoad[] {
-  const loads: PageLoad[] = [];
-  page.on('response', async (res) => {
-    const req = res.request();
-    if (!req.isNavigationRequest() || req.method() !== 'GET') return;
-    if (new URL(res.url()).pathname !== `/onboarding/${id}` || res.status() !== 200) return;
-    try {
-      const html = await res.text();
-      loads.push({
-        status: /id="request-status"[^>]*>([^<]*)</.exec(html)?.[1] ?? '?',
-        key: html.includes('id="secret-once"'),
-        running: [...html.matchAll(/data-step="([a-z]+)" class="step-running"/g)].map((m) => m[1]),
-      });
-    } catch {
-      // The body of a document replaced by the next refresh may be gone.
-    }
-  });
-  return loads;
-}
-
-async function sendRequest(page: Page, ui: ConsoleUi): Promise<void> {
-  await ui.submit(page.locator('form#onboarding-form').getByRole('button', { name: 'Send request' }));
-}
 
 test('without JavaScript: bad fields are refused one by one, and a fixed request is sent', async ({ page, kt, ui }) => {
   const slug = uniqueSlug('e2e-nojs');

@@ -9,6 +9,7 @@ import {
   uniqueSlug,
   uniqueSuffix,
 } from './fixtures';
+import { STEPS, field, form, requestRow, sendRequest, watchRequestPage } from './onboarding-helpers';
 
 // Onboarding and the fleet, with JavaScript on: the request form (each bad field gets its own
 // message, the entered values are kept), the approval queue, the provisioning steps on the
@@ -21,8 +22,6 @@ import {
 
 /** Provisioning starts a gateway process (`kt serve`); the page refreshes itself meanwhile. */
 const PROVISIONING_TIMEOUT = 20_000;
-
-const STEPS = ['team', 'config', 'wallet', 'key', 'gateway'];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -38,14 +37,6 @@ interface RequestFields {
   use_case?: string;
 }
 
-function form(page: Page): Locator {
-  return page.locator('form#onboarding-form');
-}
-
-function field(page: Page, name: string): Locator {
-  return page.locator(`#f-${name}`);
-}
-
 /** Fills the request form; fields left out keep what the form shows. */
 async function fillRequest(page: Page, f: RequestFields): Promise<void> {
   await field(page, 'team_name').fill(f.team_name);
@@ -58,11 +49,6 @@ async function fillRequest(page: Page, f: RequestFields): Promise<void> {
   if (f.use_case !== undefined) await field(page, 'use_case').fill(f.use_case);
 }
 
-/** Sends the form (a plain post, then the page the server redirects to). */
-async function sendRequest(page: Page, ui: ConsoleUi): Promise<void> {
-  await ui.submit(form(page).getByRole('button', { name: 'Send request' }));
-}
-
 /** Files a valid request from /onboarding and returns its id (the browser is on its page). */
 async function fileRequest(page: Page, ui: ConsoleUi, f: RequestFields): Promise<string> {
   await ui.visit('/onboarding');
@@ -72,10 +58,6 @@ async function fileRequest(page: Page, ui: ConsoleUi, f: RequestFields): Promise
   await expect(page).toHaveURL(/\/onboarding\/[^/?#]+$/);
   await ui.expectFlashOk(`Requested team ${f.team_slug}: an org admin will review it.`);
   return new URL(page.url()).pathname.split('/').pop()!;
-}
-
-function requestRow(page: Page, table: 'mine' | 'queue' | 'recent', slug: string): Locator {
-  return page.locator(`table#${table} tr[data-slug="${slug}"]`);
 }
 
 function statusBadge(page: Page): Locator {
@@ -108,37 +90,6 @@ async function fleetCell(page: Page, row: Locator, header: string): Promise<Loca
   const i = headers.indexOf(header);
   expect(i, `a "${header}" column in table#fleet (headers: ${JSON.stringify(headers)})`).toBeGreaterThanOrEqual(0);
   return row.locator('td').nth(i);
-}
-
-/** What one load of a request's page showed: its status, and whether the key box was on it. */
-interface PageLoad {
-  status: string;
-  key: boolean;
-  running: string[];
-}
-
-/**
- * Records every load of `/onboarding/ID` (the page refreshes itself while provisioning), so that
- * a failed expectation about the one-time key can say on which load the key was shown.
- */
-export function watchRequestPage(page: Page, id: string): PageLoad[] {
-  const loads: PageLoad[] = [];
-  page.on('response', async (res) => {
-    const req = res.request();
-    if (!req.isNavigationRequest() || req.method() !== 'GET') return;
-    if (new URL(res.url()).pathname !== `/onboarding/${id}` || res.status() !== 200) return;
-    try {
-      const html = await res.text();
-      loads.push({
-        status: /id="request-status"[^>]*>([^<]*)</.exec(html)?.[1] ?? '?',
-        key: html.includes('id="secret-once"'),
-        running: [...html.matchAll(/data-step="([a-z]+)" class="step-running"/g)].map((m) => m[1]),
-      });
-    } catch {
-      // The body of a document replaced by the next refresh may be gone.
-    }
-  });
-  return loads;
 }
 
 interface Elsewhere {

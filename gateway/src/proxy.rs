@@ -293,19 +293,20 @@ async fn prepare_and_send(
                     .collect()
             })
             .unwrap_or_default();
+        // What an approval is bound to. (The body is still as sent: a held
+        // request is not redacted.)
+        let hash = content_hash(&model, &body);
         if ids.is_empty() {
-            return Err(escalate(gw, &key, &model, &body, draft, held, &[]).await);
+            return Err(escalate(gw, &key, &model, &body, &hash, held, &[]).await);
         }
         // Each approval releases the request from the policy that held it;
         // every other policy still applies, and is checked before the
-        // approvals are used up. (The body is still as sent: a held request
-        // is not redacted.)
-        let hash = content_hash(&model, &body);
+        // approvals are used up.
         let released = approved_policies(gw, &key, &ids, &hash, &held).await?;
         let skip: Vec<&str> = released.iter().map(String::as_str).collect();
         if let Some(next) = apply_policies(&rt, &model, &mut body, draft, &skip)? {
             // Another policy holds it too: its own review first.
-            return Err(escalate(gw, &key, &model, &body, draft, next, &ids).await);
+            return Err(escalate(gw, &key, &model, &body, &hash, next, &ids).await);
         }
         use_approvals(gw, &key, &ids, &hash, draft, &held).await?;
     }
@@ -552,23 +553,20 @@ async fn use_approvals(
 
 /// Records a held request for its team's reviewers and answers 409
 /// `escalation_required` with the escalation's id. Only this rare path (and
-/// [`use_approval`]) touches the database.
+/// [`use_approvals`]) touches the database.
 async fn escalate(
     gw: &Gateway,
     key: &KeyInfo,
     model: &str,
     body: &Value,
-    draft: &mut Draft,
+    hash: &str,
     held: Held,
     approved: &[&str],
 ) -> GatewayError {
-    draft.policy = Some(held.policy.clone());
-    draft.reason = Some(held.reason.clone());
     let message = format!(
         "request held by policy `{}` ({}): it needs a reviewer's approval",
         held.policy, held.reason
     );
-    let hash = content_hash(model, body);
     let ttl_ms = std::env::var("KT_ESCALATION_TTL_SECONDS")
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
@@ -577,7 +575,7 @@ async fn escalate(
     let sealed = match (held.share_prompt, gw.master_key()) {
         (false, _) => None,
         (true, Some(k)) => {
-            store::escalations::seal_prompt(k, &key.team_id, &hash, &prompt_for_reviewers(body))
+            store::escalations::seal_prompt(k, &key.team_id, hash, &prompt_for_reviewers(body))
                 .map_err(|err| tracing::error!(error = %err, "sealing a held prompt failed"))
                 .ok()
         }
@@ -599,7 +597,7 @@ async fn escalate(
             reason: &held.reason,
             model,
             entities: &held.matched,
-            content_hash: &hash,
+            content_hash: hash,
             ttl_ms,
             prompt_sealed: sealed.as_deref(),
         },

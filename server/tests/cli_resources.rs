@@ -769,6 +769,8 @@ async fn scopes_and_errors(db: &TestDatabase) {
             .contains("404 Not Found to DELETE /v1/tokens/no-such-token: token not found"),
         "[{b}]\n{out}"
     );
+    let balance = ["wallets", "balance", "--team", "eng"];
+    let before = kt_json(&s, &token, &balance).await;
     let out = kt_fails(
         &s,
         Some(&token),
@@ -782,6 +784,19 @@ async fn scopes_and_errors(db: &TestDatabase) {
                 .stderr
                 .contains("would make the wallet's total allocation negative"),
         "[{b}]\n{out}"
+    );
+    // The refused commands changed nothing.
+    assert_eq!(
+        kt_json(&s, &token, &balance).await,
+        before,
+        "[{b}] the wallet"
+    );
+    let teams = s.admin.get("/v1/teams").await.data();
+    assert_eq!(
+        teams.iter().filter(|t| t["slug"] == "eng").count(),
+        1,
+        "[{b}] {}",
+        pretty(&teams)
     );
 }
 

@@ -448,6 +448,11 @@ async fn escalations(db: &TestDatabase) {
             .await;
         if shown.body["prompt_kept"] == false {
             assert_eq!(shown.body["status"], "expired", "[{b}] {shown}");
+            assert!(
+                shown.body.get("prompt").is_none()
+                    && !shown.to_string().contains("merger agreement draft"),
+                "[{b}] the reviewer no longer reads it: {shown}"
+            );
             break;
         }
         assert!(

@@ -313,6 +313,22 @@ async fn webhooks(db: &TestDatabase) {
         all.iter().any(|r| r.event == "webhook.test")
     })
     .await;
+    // Every delivery of the test was signed, and went only where it was
+    // subscribed: /configs gets config.deployed alone.
+    for r in got.lock().unwrap().iter() {
+        assert_eq!(
+            r.signature,
+            sign(&r.body),
+            "[{b}] {} signed with the secret",
+            r.event
+        );
+        assert!(
+            r.path == "/all" || (r.path == "/configs" && r.event == "config.deployed"),
+            "[{b}] {} delivered to {}",
+            r.event,
+            r.path
+        );
+    }
 
     let r = s.admin.delete(&format!("/v1/webhooks/{all_id}")).await;
     assert_eq!(r.status, 204, "[{b}] {r}");

@@ -91,7 +91,7 @@ impl Scoped {
 
     /// An org admin: the org scope, as an org token or an admin user (not an
     /// org-wide viewer).
-    fn is_org_admin(&self) -> bool {
+    pub fn is_org_admin(&self) -> bool {
         self.scope == Scope::Org && self.user.as_ref().is_none_or(|u| u.role == "admin")
     }
 

@@ -129,20 +129,13 @@ pub mod load {
 
     /// RFC 4180 CSV of the rows.
     pub fn csv(rows: &[AuditView]) -> String {
-        let field = |s: &str| {
-            if s.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_owned()
-            }
-        };
         let mut out = String::from("time_utc,actor,action,target,team,before,after\r\n");
         for r in rows {
             let line = [
                 &r.at, &r.actor, &r.action, &r.target, &r.team, &r.before, &r.after,
             ]
             .iter()
-            .map(|s| field(s))
+            .map(|s| crate::format::csv_field(s))
             .collect::<Vec<_>>()
             .join(",");
             out.push_str(&line);

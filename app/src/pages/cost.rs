@@ -228,19 +228,7 @@ pub mod load {
     /// The Cost Center's tables as CSV (RFC 4180): one `section` column,
     /// then the figures in plain numbers (USD with six decimals).
     pub fn csv(d: &CostData) -> String {
-        fn field(s: &str) -> String {
-            // Quote when needed; neutralise spreadsheet formulas.
-            let s = if s.starts_with(['=', '+', '-', '@']) {
-                format!("'{s}")
-            } else {
-                s.to_owned()
-            };
-            if s.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s
-            }
-        }
+        use crate::format::csv_field as field;
         let usd = |m: i64| format!("{:.6}", m as f64 / 1e6);
         let opt = |m: Option<i64>| m.map(usd).unwrap_or_default();
         let mut out = String::from("section,key,requests,tokens,cost_usd\r\n");

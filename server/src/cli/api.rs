@@ -314,7 +314,7 @@ impl Client {
 }
 
 /// id → slug of a team list.
-fn slug_map(teams: &[Value]) -> HashMap<String, String> {
+pub fn slug_map(teams: &[Value]) -> HashMap<String, String> {
     teams
         .iter()
         .filter_map(|t| Some((t["id"].as_str()?.to_owned(), t["slug"].as_str()?.to_owned())))

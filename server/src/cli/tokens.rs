@@ -125,11 +125,7 @@ fn status(token: &Value) -> &'static str {
 
 /// Team slugs by id: every team this token sees, archived ones included.
 async fn all_slugs(client: &Client) -> Result<HashMap<String, String>, Failure> {
-    let teams = client.teams(true).await?;
-    Ok(teams
-        .iter()
-        .filter_map(|t| Some((t["id"].as_str()?.to_owned(), t["slug"].as_str()?.to_owned())))
-        .collect())
+    Ok(api::slug_map(&client.teams(true).await?))
 }
 
 async fn list(args: ListArgs) -> Result<(), Failure> {

@@ -20,7 +20,7 @@ pub struct ApiCaller {
 
 impl ApiCaller {
     pub fn is_org_admin(&self) -> bool {
-        *self.scoped.scope() == Scope::Org
+        self.scoped.is_org_admin()
     }
 
     /// The database for data that is not tenant data (the price catalog).

@@ -72,7 +72,7 @@ pub async fn load_teams(confirm: String) -> Result<TeamsData, ServerFnError> {
                     email: u.email.clone(),
                     role: Role::parse(&u.role).label().to_owned(),
                     reviewer: reviewers.contains(&u.user_id),
-                    may_review: u.role != "viewer",
+                    may_review: Role::parse(&u.role).reviews_escalations(),
                 })
                 .collect(),
             created: crate::format::timestamp(&store::format_ms(t.created_at)),

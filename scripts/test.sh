@@ -11,6 +11,19 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
+if [ "${CI:-}" = true ]; then
+  # A clean clone builds once: incremental caches would only take disk
+  # (several GB across the test binaries) and time to write.
+  export CARGO_INCREMENTAL=0
+fi
+# A full build of the test suite needs about 10 GB; say so up front rather
+# than failing later with "No space left on device" halfway through a link.
+free_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((10 * 1024 * 1024)) ]; then
+  printf 'warning: only %s MB free on %s; the build and test suite need about 10 GB\n' \
+    "$((free_kb / 1024))" "$(df -P . | awk 'NR == 2 {print $6}')" >&2
+fi
+
 scripts/setup.sh --test
 
 # Best effort: start the machine's PostgreSQL if it is installed but stopped.

@@ -212,6 +212,20 @@ def api_call(kt: KtDemo, token: str, method: str, path: str, body: Any = None) -
         return err.code, json.loads(err.read().decode() or "null")
 
 
+def onboard(kt: KtDemo, token: str, slug: str, name: str, template: str, models: list[str]) -> tuple[str, dict[str, Any]]:
+    """Files an onboarding request (lead lead@example.com, budget 100) and approves it; returns
+    the request's id and the approval's answer, which must be `ready` (its `gateway_url` and
+    `gateway_key` answer)."""
+    status, req = api_call(kt, token, "POST", "/v1/onboarding/requests", {
+        "team_name": name, "team_slug": slug, "lead_email": "lead@example.com",
+        "template": template, "monthly_budget": 100, "models": models,
+    })
+    assert status == 201, req
+    status, done = api_call(kt, token, "POST", f"/v1/onboarding/requests/{req['id']}/approve", {})
+    assert status == 200 and done["status"] == "ready", done
+    return req["id"], done
+
+
 def fetch_events(kt: KtDemo, token: str, **query: Any) -> list[dict[str, Any]]:
     """GET {console}/v1/events (newest first) as an org admin."""
     query.setdefault("limit", 100)

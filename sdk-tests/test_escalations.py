@@ -10,7 +10,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from conftest import KtDemo, api_call
+from conftest import KtDemo, api_call, onboard
 
 HELD = "Please draft a termination letter for our supplier Initech."
 
@@ -32,13 +32,7 @@ def _held(client: openai.OpenAI, content: str, escalation_id: str | None = None)
 
 
 def test_an_approved_request_passes_once_with_the_escalation_id(kt: KtDemo, admin_token: str) -> None:
-    status, req = api_call(kt, admin_token, "POST", "/v1/onboarding/requests", {
-        "team_name": "SDK Reviewed", "team_slug": "sdk-reviewed", "lead_email": "lead@example.com",
-        "template": "reg", "monthly_budget": 100, "models": ["gpt-4o"],
-    })
-    assert status == 201, req
-    status, done = api_call(kt, admin_token, "POST", f"/v1/onboarding/requests/{req['id']}/approve", {})
-    assert status == 200 and done["status"] == "ready", done
+    _, done = onboard(kt, admin_token, "sdk-reviewed", "SDK Reviewed", "reg", ["gpt-4o"])
     client = openai.OpenAI(base_url=done["gateway_url"] + "/v1", api_key=done["gateway_key"], max_retries=0)
 
     # Other requests are answered; this one is held for a reviewer.

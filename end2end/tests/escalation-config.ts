@@ -1,10 +1,9 @@
-import type { APIRequestContext, Browser, Locator, Page } from '@playwright/test';
+import type { APIRequestContext, Locator, Page } from '@playwright/test';
 import {
-  consoleTest as test,
+  cellByHeader,
   ConsoleUi,
   escapeRegExp,
   expect,
-  KtConsole,
   onboardThroughApi,
   uniqueSlug,
   uniqueSuffix,
@@ -14,8 +13,8 @@ import {
 // configurations (one that holds prompts with an email address, one that also keeps the prompt of
 // a `content_filter` escalation for the team's reviewers), how the console names things, the
 // setup through the API (an org-wide access key, a team onboarded from `std`, the escalating
-// configuration), sending held requests, reading the Escalations table, naming a team's
-// reviewers in Settings › Teams, and signing someone else in.
+// configuration), sending held requests, reading the Escalations table and naming a team's
+// reviewers in Settings › Teams. Signing someone else in is `signInElsewhere` in fixtures.ts.
 
 /** How the console records a console user's changes (claims, decisions). */
 export function actor(email: string): string {
@@ -194,11 +193,8 @@ export function escalationRow(page: Page, id: string): Locator {
 }
 
 /** A cell of an escalation row by its column header. */
-export async function cell(page: Page, row: Locator, header: string): Promise<Locator> {
-  const headers = (await page.locator('table#escalations thead th').allTextContents()).map((h) => h.trim());
-  const i = headers.indexOf(header);
-  expect(i, `a "${header}" column in table#escalations (headers: ${JSON.stringify(headers)})`).toBeGreaterThanOrEqual(0);
-  return row.locator('td').nth(i);
+export function cell(page: Page, row: Locator, header: string): Promise<Locator> {
+  return cellByHeader(page, 'table#escalations', row, header);
 }
 
 export interface RowWant {
@@ -322,44 +318,3 @@ export async function setReviewer(ui: ConsoleUi, slug: string, email: string, on
 
 // ---------------------------------------------------------------------------------------------
 // Another user, in a browser context of their own
-
-export interface Elsewhere {
-  page: Page;
-  kt: KtConsole;
-  ui: ConsoleUi;
-  expectNoErrors: () => void;
-  close: () => Promise<void>;
-}
-
-/**
- * Signs someone else in, in a fresh browser context (own cookies), with JavaScript on unless
- * `js: false`; fails (`expectNoErrors`) on an uncaught error or a console error not matching
- * `allowed`.
- */
-export async function signInElsewhere(
-  browser: Browser,
-  email: string,
-  password: string,
-  opts: { allowed?: RegExp[]; js?: boolean } = {},
-): Promise<Elsewhere> {
-  const js = opts.js ?? true;
-  const allowed = opts.allowed ?? [];
-  const context = await browser.newContext({ baseURL: test.info().project.use.baseURL, javaScriptEnabled: js });
-  const page = await context.newPage();
-  const thrown: string[] = [];
-  const logged: string[] = [];
-  page.on('pageerror', (err) => thrown.push(`pageerror: ${err.stack ?? err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !allowed.some((re) => re.test(msg.text()))) logged.push(`console.error: ${msg.text()}`);
-  });
-  const kt = new KtConsole(page, js, { email, password }, { allow: () => {}, pageErrors: () => thrown });
-  const ui = new ConsoleUi(page, kt);
-  await ui.signInAs(email, password, '/');
-  return {
-    page,
-    kt,
-    ui,
-    expectNoErrors: () => expect([...thrown, ...logged], `errors reported by the pages seen as ${email}`).toEqual([]),
-    close: () => context.close(),
-  };
-}

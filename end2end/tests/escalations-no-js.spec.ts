@@ -1,5 +1,5 @@
 import type { Page } from '@playwright/test';
-import { ADMIN_ACTOR, consoleTest as test, expect, uniqueEmail, uniqueSuffix } from './fixtures';
+import { ADMIN_ACTOR, consoleTest as test, expect, signInElsewhere, uniqueEmail, uniqueSuffix } from './fixtures';
 import {
   KEPT_KEYWORD,
   KEPT_POLICY,
@@ -23,7 +23,6 @@ import {
   promptWithKeyword,
   reviewersSummary,
   setReviewer,
-  signInElsewhere,
 } from './escalation-config';
 
 // Escalations and the audit log without JavaScript: claiming, the confirmation step and the

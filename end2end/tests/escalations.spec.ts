@@ -11,6 +11,7 @@ import {
   uniqueEmail,
   uniqueSlug,
   uniqueSuffix,
+  signInElsewhere,
 } from './fixtures';
 import {
   KEPT_KEYWORD,
@@ -42,7 +43,6 @@ import {
   reviewerCell,
   reviewersSummary,
   setReviewer,
-  signInElsewhere,
 } from './escalation-config';
 
 // Escalations (SPEC §10) and the audit log, with JavaScript on.

@@ -12,6 +12,7 @@ import {
   expect,
   type APIRequestContext,
   type APIResponse,
+  type Browser,
   type Locator,
   type Page,
 } from '@playwright/test';
@@ -884,4 +885,55 @@ export async function onboardThroughApi(
   expect(approval.gateway_url, body).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   expect(approval.gateway_key, body).toMatch(/^kt_gk_\S+$/);
   return { requestId, approval, body };
+}
+
+/** A cell of `row` in the table `table` (a CSS selector) by its column header. */
+export async function cellByHeader(page: Page, table: string, row: Locator, header: string): Promise<Locator> {
+  const headers = (await page.locator(`${table} thead th`).allTextContents()).map((h) => h.trim());
+  const i = headers.indexOf(header);
+  expect(i, `a "${header}" column in ${table} (headers: ${JSON.stringify(headers)})`).toBeGreaterThanOrEqual(0);
+  return row.locator('td').nth(i);
+}
+
+/** Someone else's session, in its own browser context. */
+export interface Elsewhere {
+  page: Page;
+  kt: KtConsole;
+  ui: ConsoleUi;
+  /** Fails when a page of this context threw or logged an error (as the `consoleGuard` fixture does). */
+  expectNoErrors: () => void;
+  close: () => Promise<void>;
+}
+
+/**
+ * Signs someone else in, in a fresh browser context (own cookies), with JavaScript on unless
+ * `js: false`; `expectNoErrors` fails on an uncaught error or a console error not matching
+ * `allowed` (the same rule as the `consoleGuard` fixture).
+ */
+export async function signInElsewhere(
+  browser: Browser,
+  email: string,
+  password: string,
+  opts: { allowed?: RegExp[]; js?: boolean } = {},
+): Promise<Elsewhere> {
+  const js = opts.js ?? true;
+  const allowed = opts.allowed ?? [];
+  const context = await browser.newContext({ baseURL: test.info().project.use.baseURL, javaScriptEnabled: js });
+  const page = await context.newPage();
+  const thrown: string[] = [];
+  const logged: string[] = [];
+  page.on('pageerror', (err) => thrown.push(`pageerror: ${err.stack ?? err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !allowed.some((re) => re.test(msg.text()))) logged.push(`console.error: ${msg.text()}`);
+  });
+  const kt = new KtConsole(page, js, { email, password }, { allow: () => {}, pageErrors: () => thrown });
+  const ui = new ConsoleUi(page, kt);
+  await ui.signInAs(email, password, '/');
+  return {
+    page,
+    kt,
+    ui,
+    expectNoErrors: () => expect([...thrown, ...logged], `errors reported by the pages seen as ${email}`).toEqual([]),
+    close: () => context.close(),
+  };
 }

@@ -1,10 +1,11 @@
-import type { Browser, Locator, Page } from '@playwright/test';
+import type { Locator, Page } from '@playwright/test';
 import {
+  cellByHeader,
   consoleTest as test,
   expect,
   ConsoleUi,
-  KtConsole,
   escapeRegExp,
+  signInElsewhere,
   uniqueEmail,
   uniqueSlug,
   uniqueSuffix,
@@ -85,43 +86,8 @@ function fleetRow(page: Page, gateway: string): Locator {
 }
 
 /** A cell of a fleet row by its column header. */
-async function fleetCell(page: Page, row: Locator, header: string): Promise<Locator> {
-  const headers = (await page.locator('table#fleet thead th').allTextContents()).map((h) => h.trim());
-  const i = headers.indexOf(header);
-  expect(i, `a "${header}" column in table#fleet (headers: ${JSON.stringify(headers)})`).toBeGreaterThanOrEqual(0);
-  return row.locator('td').nth(i);
-}
-
-interface Elsewhere {
-  page: Page;
-  kt: KtConsole;
-  ui: ConsoleUi;
-  /** Fails when a page of this context threw or logged an error (as the `consoleGuard` fixture does). */
-  expectNoErrors: () => void;
-  close: () => Promise<void>;
-}
-
-/** Signs someone else in, in a fresh browser context (own cookies), with JavaScript on. */
-async function signInElsewhere(browser: Browser, email: string, password: string): Promise<Elsewhere> {
-  const context = await browser.newContext({ baseURL: test.info().project.use.baseURL });
-  const page = await context.newPage();
-  // The same rule as the `consoleGuard` fixture: no uncaught error, no console error.
-  const thrown: string[] = [];
-  const logged: string[] = [];
-  page.on('pageerror', (err) => thrown.push(`pageerror: ${err.stack ?? err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') logged.push(`console.error: ${msg.text()}`);
-  });
-  const kt = new KtConsole(page, true, { email, password }, { allow: () => {}, pageErrors: () => thrown });
-  const ui = new ConsoleUi(page, kt);
-  await ui.signInAs(email, password, '/');
-  return {
-    page,
-    kt,
-    ui,
-    expectNoErrors: () => expect([...thrown, ...logged], `errors reported by the pages seen as ${email}`).toEqual([]),
-    close: () => context.close(),
-  };
+function fleetCell(page: Page, row: Locator, header: string): Promise<Locator> {
+  return cellByHeader(page, 'table#fleet', row, header);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -200,7 +200,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
     listener: tokio::net::TcpListener,
-    spool_task: tokio::task::JoinHandle<()>,
+    spool_task: spool::WriterDone,
 }
 
 /// Registers the gateway, loads its keys and binds `listen`. Fails with a
@@ -335,14 +335,13 @@ impl Running {
         // Dropping the last Spool lets the writer flush and finish.
         let budgets = gw.budgets.clone();
         drop(gw);
-        if tokio::time::timeout(Duration::from_secs(10), self.spool_task)
-            .await
-            .is_err()
-        {
-            tracing::error!("timed out writing the last events");
-        } else {
+        match tokio::time::timeout(Duration::from_secs(10), self.spool_task).await {
             // Every event is stored: what the leases still hold is unused.
-            budgets.release().await;
+            Ok(Ok(())) => budgets.release().await,
+            Ok(Err(_)) => tracing::error!(
+                "the event writer stopped early; unstored events stay in the spool and are stored at the next start"
+            ),
+            Err(_) => tracing::error!("timed out writing the last events"),
         }
         served.context("serving HTTP")
     }

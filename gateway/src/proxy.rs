@@ -516,19 +516,18 @@ async fn approved_policies(
             ids.len()
         )));
     }
+    let policies = store::escalations::approved_policies(gw.db(), ids, &key.team_id, hash)
+        .await
+        .map_err(|err| unavailable(&err))?;
     let mut released = Vec::with_capacity(ids.len());
-    for id in ids {
-        match store::escalations::approved_policy(gw.db(), id, &key.team_id, hash).await {
-            Ok(Some(policy)) => released.push(policy),
-            Ok(None) => return Err(not_approved(held, id)),
-            Err(err) => return Err(unavailable(&err)),
-        }
+    for (id, policy) in ids.iter().zip(policies) {
+        released.push(policy.ok_or_else(|| not_approved(held, id))?);
     }
     Ok(released)
 }
 
-/// Uses up the approvals (`X-Escalation-Id`) of a request that now passes:
-/// each passes once.
+/// Uses up the approvals (`X-Escalation-Id`) of a request that now passes,
+/// all in one transaction: each passes once.
 async fn use_approvals(
     gw: &Gateway,
     key: &KeyInfo,
@@ -537,13 +536,12 @@ async fn use_approvals(
     draft: &mut Draft,
     held: &Held,
 ) -> Result<(), GatewayError> {
-    for id in ids {
-        match store::escalations::consume(gw.db(), id, &key.team_id, hash).await {
-            Ok(true) => {}
-            // Used by a concurrent resend since it was checked.
-            Ok(false) => return Err(not_approved(held, id)),
-            Err(err) => return Err(unavailable(&err)),
-        }
+    // All or none: a refused retry uses up none of its approvals.
+    match store::escalations::consume_all(gw.db(), ids, &key.team_id, hash).await {
+        Ok(None) => {}
+        // Used by a concurrent resend since it was checked.
+        Ok(Some(id)) => return Err(not_approved(held, id)),
+        Err(err) => return Err(unavailable(&err)),
     }
     if draft.verdict == "allow" {
         draft.reason = Some("escalation_approved".to_owned());

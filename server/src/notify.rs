@@ -153,11 +153,15 @@ async fn watch_once(db: &store::Db) -> store::Result<()> {
     use store::webhooks::notify_on_change;
     let org = db.scoped(store::Scope::Org).acting_as("kt");
     let now = store::now_ms();
+    // One read of each kind per round, whatever the number of gateways and
+    // teams; a write only where something changed.
+    let seen = store::webhooks::notification_states(db).await?;
     let gateways = org.list_gateways().await?;
     for g in &gateways {
         let status = g.status(now);
         notify_on_change(
             db,
+            &seen,
             &format!("gateway:{}", g.gateway_id),
             status,
             "gateway.health_changed",
@@ -182,6 +186,7 @@ async fn watch_once(db: &store::Db) -> store::Result<()> {
             store::rollups::SpendBy::Team,
         )
         .await?;
+    let balances = org.wallet_balances().await?;
     for team in org.list_teams().await? {
         if team.archived_at.is_some() {
             continue;
@@ -196,11 +201,12 @@ async fn watch_once(db: &store::Db) -> store::Result<()> {
             .filter_map(|g| g.cost_limit_micros)
             .filter(|l| *l > 0)
             .min();
-        let balance = org.wallet_balance(&team.team_id).await?;
-        let wallet = balance
-            .wallet
-            .as_ref()
-            .map(|w| (w.spent_micros + balance.reserved_micros, w.allocated_micros));
+        let wallet = balances.get(&team.team_id).and_then(|balance| {
+            balance
+                .wallet
+                .as_ref()
+                .map(|w| (w.spent_micros + balance.reserved_micros, w.allocated_micros))
+        });
         for (kind, used_limit) in [
             ("cost_limit", cost_limit.map(|l| (spent, l))),
             ("wallet", wallet),
@@ -210,7 +216,7 @@ async fn watch_once(db: &store::Db) -> store::Result<()> {
             };
             let now_level = level(used, limit);
             let key = format!("budget:{}:{kind}:{month}", team.team_id);
-            notify_on_change(db, &key, &now_level.to_string(), "budget.threshold", |old| {
+            notify_on_change(db, &seen, &key, &now_level.to_string(), "budget.threshold", |old| {
                 let before = old.and_then(|o| o.parse::<u8>().ok()).unwrap_or(0);
                 (now_level > before).then(|| {
                     json!({"team_id": team.team_id, "team": team.slug, "budget": kind,

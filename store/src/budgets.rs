@@ -18,6 +18,8 @@
 //! the fleet cannot pass the cap except by what in-flight requests' real
 //! usage exceeds their reservation.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Db, Result, StoreError, Tx, new_id, with_pool, with_tx};
@@ -82,18 +84,6 @@ impl Balance {
     }
 }
 
-pub(crate) async fn wallet(db: &Db, team_id: &str) -> Result<Option<WalletRow>> {
-    Ok(with_pool!(db, pool => {
-        sqlx::query_as::<_, WalletRow>(
-            "select team_id, allocated_micros, spent_micros, created_at, updated_at \
-             from wallet where team_id = $1",
-        )
-        .bind(team_id)
-        .fetch_optional(pool)
-        .await
-    })?)
-}
-
 /// The teams that have a wallet (gateways cache this list).
 pub async fn teams_with_wallets(db: &Db) -> Result<Vec<String>> {
     Ok(with_pool!(db, pool => {
@@ -104,21 +94,63 @@ pub async fn teams_with_wallets(db: &Db) -> Result<Vec<String>> {
 }
 
 pub(crate) async fn balance(db: &Db, team_id: &str, now_ms: i64) -> Result<Balance> {
-    let wallet = wallet(db, team_id).await?;
-    let reserved_micros = with_pool!(db, pool => {
-        sqlx::query_scalar::<_, i64>(
-            "select cast(coalesce(sum(amount_micros), 0) as bigint) from budget_lease \
-             where team_id = $1 and expires_at > $2",
+    Ok(balances(db, Some(team_id), now_ms)
+        .await?
+        .remove(team_id)
+        .unwrap_or(Balance {
+            wallet: None,
+            reserved_micros: 0,
+        }))
+}
+
+/// The balance of every team in `team_filter` (all teams for `None`) that
+/// has a wallet or holds leases, in two queries: for watchers that look at
+/// every team at once.
+pub(crate) async fn balances(
+    db: &Db,
+    team_filter: Option<&str>,
+    now_ms: i64,
+) -> Result<HashMap<String, Balance>> {
+    let (wallets, reserved) = with_pool!(db, pool => {
+        let wallets = sqlx::query_as::<_, WalletRow>(
+            "select team_id, allocated_micros, spent_micros, created_at, updated_at \
+             from wallet where ($1 is null or team_id = $1)",
         )
-        .bind(team_id)
+        .bind(team_filter)
+        .fetch_all(pool)
+        .await?;
+        let reserved = sqlx::query_as::<_, (String, i64)>(
+            "select team_id, cast(coalesce(sum(amount_micros), 0) as bigint) from budget_lease \
+             where ($1 is null or team_id = $1) and expires_at > $2 group by team_id",
+        )
+        .bind(team_filter)
         .bind(now_ms)
-        .fetch_one(pool)
-        .await
+        .fetch_all(pool)
+        .await?;
+        Ok::<_, sqlx::Error>((wallets, reserved))
     })?;
-    Ok(Balance {
-        wallet,
-        reserved_micros,
-    })
+    let mut balances: HashMap<String, Balance> = wallets
+        .into_iter()
+        .map(|w| {
+            (
+                w.team_id.clone(),
+                Balance {
+                    wallet: Some(w),
+                    reserved_micros: 0,
+                },
+            )
+        })
+        .collect();
+    for (team_id, micros) in reserved {
+        balances
+            .entry(team_id)
+            .or_insert(Balance {
+                wallet: None,
+                reserved_micros: 0,
+            })
+            .reserved_micros = micros;
+    }
+    Ok(balances)
 }
 
 /// Adds `amount_micros` (negative for a correction; the total allocated

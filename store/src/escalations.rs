@@ -143,45 +143,81 @@ pub fn open_prompt(key: &crate::crypto::MasterKey, e: &Escalation, sealed: &str)
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The policy an approval releases: `Some` for an approved, unused,
-/// unexpired escalation of `team_id` whose content hash matches.
-pub async fn approved_policy(
+/// The policies the approvals `ids` release, in the order of `ids`: `Some`
+/// for an approved, unused, unexpired escalation of `team_id` whose content
+/// hash matches, `None` for any other id. One query, nothing used up.
+pub async fn approved_policies(
     db: &Db,
-    id: &str,
+    ids: &[&str],
     team_id: &str,
     content_hash: &str,
-) -> Result<Option<String>> {
-    Ok(with_pool!(db, pool => {
-        sqlx::query_scalar::<_, String>(
-            "select policy from escalation where escalation_id = $1 and team_id = $2 \
-             and content_hash = $3 and status = 'approved' and used_at is null and expires_at > $4",
-        )
-        .bind(id)
-        .bind(team_id)
-        .bind(content_hash)
-        .bind(now_ms())
-        .fetch_optional(pool)
-        .await
-    })?)
+) -> Result<Vec<Option<String>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<(String, String)> = with_pool!(db, pool => {
+        let mut query = sqlx::QueryBuilder::new(
+            "select escalation_id, policy from escalation where status = 'approved' and used_at is null and team_id = ",
+        );
+        query
+            .push_bind(team_id)
+            .push(" and content_hash = ")
+            .push_bind(content_hash)
+            .push(" and expires_at > ")
+            .push_bind(now_ms())
+            .push(" and escalation_id in (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(")");
+        query.build_query_as().fetch_all(pool).await
+    })?;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            found
+                .iter()
+                .find(|(found, _)| found == id)
+                .map(|(_, policy)| policy.clone())
+        })
+        .collect())
 }
 
-/// Consumes an approval for a retry: true exactly once for an approved,
-/// unexpired escalation of `team_id` whose content hash matches.
-pub async fn consume(db: &Db, id: &str, team_id: &str, content_hash: &str) -> Result<bool> {
-    let n = with_pool!(db, pool => {
-        sqlx::query(
-            "update escalation set used_at = $4 where escalation_id = $1 and team_id = $2 \
-             and content_hash = $3 and status = 'approved' and used_at is null and expires_at > $4",
-        )
-        .bind(id)
-        .bind(team_id)
-        .bind(content_hash)
-        .bind(now_ms())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(n == 1)
+/// Uses up the approvals `ids` for a retry, all or none, in one
+/// transaction: each must be an approved, unused, unexpired escalation of
+/// `team_id` whose content hash matches. Returns the first id that is not
+/// (used by a concurrent retry since it was checked, say), in which case
+/// none is used up.
+pub async fn consume_all<'a>(
+    db: &Db,
+    ids: &[&'a str],
+    team_id: &str,
+    content_hash: &str,
+) -> Result<Option<&'a str>> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    for id in ids {
+        let n = with_tx!(tx, conn => {
+            sqlx::query(
+                "update escalation set used_at = $4 where escalation_id = $1 and team_id = $2 \
+                 and content_hash = $3 and status = 'approved' and used_at is null and expires_at > $4",
+            )
+            .bind(*id)
+            .bind(team_id)
+            .bind(content_hash)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if n != 1 {
+            // Dropping the transaction rolls back the ones used so far.
+            return Ok(Some(id));
+        }
+    }
+    tx.commit().await?;
+    Ok(None)
 }
 
 pub(crate) async fn list(
@@ -367,4 +403,87 @@ pub async fn erase_expired_prompts(db: &Db) -> Result<u64> {
         .await
         .map(|r| r.rows_affected())
     })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn approved(db: &Db, team: &str, hash: &str, policy: &str) -> String {
+        let e = create(
+            db,
+            &NewEscalation {
+                team_id: team,
+                gateway_id: "gw",
+                token_id: "tok",
+                policy,
+                reason: "content_matched:x",
+                model: "gpt-4o",
+                entities: &[],
+                content_hash: hash,
+                ttl_ms: DEFAULT_TTL_MS,
+                prompt_sealed: None,
+            },
+        )
+        .await
+        .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        resolve(&mut tx, &e.escalation_id, "approved", "admin", None)
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+        e.escalation_id
+    }
+
+    #[tokio::test]
+    async fn approvals_are_checked_in_one_query_and_used_all_or_none() {
+        for tdb in crate::testing::backends().await {
+            let db = &tdb.db;
+            let first = approved(db, "team-a", "h1", "pii").await;
+            let second = approved(db, "team-a", "h1", "review").await;
+            let other_content = approved(db, "team-a", "h2", "review").await;
+
+            let policies = approved_policies(db, &[&second, "nope", &first], "team-a", "h1")
+                .await
+                .unwrap();
+            assert_eq!(
+                policies,
+                vec![Some("review".to_owned()), None, Some("pii".to_owned())],
+                "{}",
+                tdb.name()
+            );
+            // Another team, or other content, releases nothing.
+            let policies = approved_policies(db, &[&first], "team-b", "h1")
+                .await
+                .unwrap();
+            assert_eq!(policies, vec![None]);
+
+            // One id that does not fit: none is used up.
+            let refused = consume_all(db, &[&first, &other_content], "team-a", "h1")
+                .await
+                .unwrap();
+            assert_eq!(refused, Some(other_content.as_str()), "{}", tdb.name());
+            assert!(get(db, &first).await.unwrap().unwrap().used_at.is_none());
+
+            // Both fit: both are used, once.
+            assert_eq!(
+                consume_all(db, &[&first, &second], "team-a", "h1")
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                consume_all(db, &[&first], "team-a", "h1").await.unwrap(),
+                Some(first.as_str())
+            );
+            assert_eq!(
+                approved_policies(db, &[&first, &second], "team-a", "h1")
+                    .await
+                    .unwrap(),
+                vec![None, None]
+            );
+            tdb.cleanup().await;
+        }
+    }
 }

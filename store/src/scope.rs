@@ -5,6 +5,8 @@
 //! see another team's rows: they are filtered out in SQL, so another team's
 //! object looks exactly like one that does not exist.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 
 use crate::audit::{AuditFilter, AuditRow};
@@ -740,6 +742,12 @@ impl Scoped {
     pub async fn wallet_balance(&self, team_id: &str) -> Result<Balance> {
         self.get_team(team_id).await?;
         budgets::balance(&self.db, team_id, crate::now_ms()).await
+    }
+
+    /// The balance of every team in scope that has a wallet or holds
+    /// budget leases (two queries, whatever the number of teams).
+    pub async fn wallet_balances(&self) -> Result<HashMap<String, Balance>> {
+        budgets::balances(&self.db, self.scope.team_filter(), crate::now_ms()).await
     }
 
     pub async fn wallet_transactions(

@@ -4,6 +4,8 @@
 //! `kt serve` claims due deliveries (one replica per delivery), signs and
 //! sends them, and records each attempt.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -257,31 +259,39 @@ pub async fn deliveries(db: &Db, webhook_id: &str, limit: i64) -> Result<Vec<Del
     })?)
 }
 
-/// Moves the watched value `key` to `value`. When it changed (of several
-/// replicas, for exactly one), `data(old)` decides what to notify: `Some`
-/// enqueues `event` with it, in the same transaction as the new value.
-/// Returns whether this caller recorded a change.
+/// Every watched value (key → last value), read once per round by a
+/// watcher that checks many keys.
+pub async fn notification_states(db: &Db) -> Result<HashMap<String, String>> {
+    let rows: Vec<(String, String)> = with_pool!(db, pool => {
+        sqlx::query_as("select key, value from notification_state")
+            .fetch_all(pool)
+            .await
+    })?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Moves the watched value `key` to `value`, given `seen`, its value as read
+/// by [`notification_states`]. When it changed (of several replicas, for
+/// exactly one: the write is conditional on `seen`), `data(old)` decides
+/// what to notify: `Some` enqueues `event` with it, in the same transaction
+/// as the new value. Returns whether this caller recorded a change.
 pub async fn notify_on_change(
     db: &Db,
+    seen: &HashMap<String, String>,
     key: &str,
     value: &str,
     event: &str,
     data: impl FnOnce(Option<&str>) -> Option<Value>,
 ) -> Result<bool> {
-    let seen: Option<String> = with_pool!(db, pool => {
-        sqlx::query_scalar("select value from notification_state where key = $1")
-            .bind(key)
-            .fetch_optional(pool)
-            .await
-    })?;
-    if seen.as_deref() == Some(value) {
+    let seen = seen.get(key).map(String::as_str);
+    if seen == Some(value) {
         // The common case: nothing changed, no write (no lock) at all.
         return Ok(false);
     }
     let now = now_ms();
     let mut tx = db.begin().await?;
     let changed = with_tx!(tx, conn => {
-        match &seen {
+        match seen {
             None => sqlx::query(
                 "insert into notification_state (key, value, updated_at) values ($1, $2, $3) \
                  on conflict (key) do nothing",
@@ -307,7 +317,7 @@ pub async fn notify_on_change(
     if changed != 1 {
         return Ok(false);
     }
-    if let Some(data) = data(seen.as_deref()) {
+    if let Some(data) = data(seen) {
         enqueue(&mut tx, event, data).await?;
     }
     tx.commit().await?;

@@ -15,8 +15,7 @@ pub const PASSTHROUGH_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"
 
 #[derive(Debug, Clone)]
 pub struct Anthropic {
-    url: String,
-    key: ApiKey,
+    endpoint: super::Endpoint,
 }
 
 impl Anthropic {
@@ -25,13 +24,13 @@ impl Anthropic {
         // Accept base URLs given with or without the `/v1` suffix.
         let base = base.strip_suffix("/v1").unwrap_or(base);
         Anthropic {
-            url: format!("{base}/v1/messages"),
-            key,
+            endpoint: super::Endpoint::new(format!("{base}/v1/messages"), &key, "x-api-key", ""),
         }
     }
 
-    pub fn key_problem(&self) -> Option<String> {
-        self.key.problem()
+    /// Why every request to this target would fail, if one would.
+    pub fn problem(&self) -> Option<String> {
+        self.endpoint.problem()
     }
 
     pub async fn messages(
@@ -41,13 +40,7 @@ impl Anthropic {
         stream: bool,
         client_headers: &HeaderMap,
     ) -> Result<Answer, GatewayError> {
-        if let Some(problem) = self.key_problem() {
-            return Err(GatewayError::Upstream(problem));
-        }
-        let mut request = http.post(&self.url).json(&body);
-        if let ApiKey::Value(key) = &self.key {
-            request = request.header("x-api-key", key);
-        }
+        let mut request = self.endpoint.post(http)?.json(&body);
         for name in PASSTHROUGH_HEADERS {
             if let Some(value) = client_headers.get(*name) {
                 request = request.header(*name, value.as_bytes());

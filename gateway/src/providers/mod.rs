@@ -63,6 +63,66 @@ pub(crate) fn upstream_error(err: reqwest::Error) -> GatewayError {
     }
 }
 
+/// Where a target's requests go and how they authenticate, prepared once
+/// when the config is loaded rather than on every request: the parsed URL
+/// and the credential header (marked sensitive, so it is never logged).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    url: Result<reqwest::Url, String>,
+    auth: Result<Option<(&'static str, reqwest::header::HeaderValue)>, String>,
+}
+
+impl Endpoint {
+    /// `url` authenticated with `key` in the header `header`, its value
+    /// prefixed with `scheme` (`"Bearer "`, or `""`).
+    pub fn new(url: String, key: &openai::ApiKey, header: &'static str, scheme: &str) -> Self {
+        let url = reqwest::Url::parse(&url).map_err(|err| {
+            format!("the target's URL `{url}` is not valid ({err}): fix its base_url")
+        });
+        let auth = match key {
+            openai::ApiKey::Value(key) => {
+                reqwest::header::HeaderValue::try_from(format!("{scheme}{key}"))
+                    .map(|mut value| {
+                        value.set_sensitive(true);
+                        Some((header, value))
+                    })
+                    .map_err(|_| {
+                        "the target's API key contains characters an HTTP header cannot carry (a line break?): store it again".to_owned()
+                    })
+            }
+            other => match other.problem() {
+                Some(problem) => Err(problem),
+                None => Ok(None),
+            },
+        };
+        Endpoint { url, auth }
+    }
+
+    /// Why every request to this endpoint would fail, if one would.
+    pub fn problem(&self) -> Option<String> {
+        self.url
+            .as_ref()
+            .err()
+            .or(self.auth.as_ref().err())
+            .cloned()
+    }
+
+    /// A `POST` to the endpoint, with its credential.
+    fn post(&self, http: &reqwest::Client) -> Result<reqwest::RequestBuilder, GatewayError> {
+        let (url, auth) = match (&self.url, &self.auth) {
+            (Ok(url), Ok(auth)) => (url, auth),
+            (Err(problem), _) | (_, Err(problem)) => {
+                return Err(GatewayError::Upstream(problem.clone()));
+            }
+        };
+        let request = http.post(url.clone());
+        Ok(match auth {
+            Some((name, value)) => request.header(*name, value.clone()),
+            None => request,
+        })
+    }
+}
+
 /// What a provider answered.
 pub enum Answer {
     Complete {
@@ -137,8 +197,8 @@ impl Provider {
     /// A problem that makes every request to this target fail, if any.
     pub fn startup_problem(&self) -> Option<String> {
         match self {
-            Provider::OpenAi(p) => p.key_problem(),
-            Provider::Anthropic(p) => p.key_problem(),
+            Provider::OpenAi(p) => p.problem(),
+            Provider::Anthropic(p) => p.problem(),
             Provider::Demo => None,
         }
     }

@@ -67,18 +67,20 @@ impl ApiKey {
 
 #[derive(Debug, Clone)]
 pub struct OpenAi {
-    url: String,
-    key: ApiKey,
+    endpoint: super::Endpoint,
 }
 
 impl OpenAi {
     pub fn new(base_url: String, key: ApiKey) -> Self {
         let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
-        OpenAi { url, key }
+        OpenAi {
+            endpoint: super::Endpoint::new(url, &key, "authorization", "Bearer "),
+        }
     }
 
-    pub fn key_problem(&self) -> Option<String> {
-        self.key.problem()
+    /// Why every request to this target would fail, if one would.
+    pub fn problem(&self) -> Option<String> {
+        self.endpoint.problem()
     }
 
     pub async fn chat(
@@ -87,9 +89,7 @@ impl OpenAi {
         mut body: serde_json::Value,
         stream: bool,
     ) -> Result<Answer, GatewayError> {
-        if let Some(problem) = self.key_problem() {
-            return Err(GatewayError::Upstream(problem));
-        }
+        let request = self.endpoint.post(http)?;
         if stream {
             // Ask for usage in the final chunk so streamed requests are priced.
             if let Some(obj) = body.as_object_mut() {
@@ -101,10 +101,6 @@ impl OpenAi {
                 }
             }
         }
-        let mut request = http.post(&self.url).json(&body);
-        if let ApiKey::Value(key) = &self.key {
-            request = request.bearer_auth(key);
-        }
-        super::send(request, stream).await
+        super::send(request.json(&body), stream).await
     }
 }

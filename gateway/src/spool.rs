@@ -262,6 +262,40 @@ fn read_batch(dir: &Path, cursor: &Cursor) -> std::io::Result<(Vec<EventRow>, u6
     Ok((events, offset))
 }
 
+/// Starts a fresh segment when the open one is large and fully stored (so
+/// the stored one can go); returns the open segment's number. The new file
+/// is created before the append lock is taken: file-system work (which can
+/// wait milliseconds on the journal) never holds up the request path, which
+/// appends under that lock.
+fn rotate_if_stored(shared: &Shared, cursor: &Cursor) -> u64 {
+    let stored = |seg: &Segment| {
+        seg.seq == cursor.seq && seg.bytes >= ROTATE_STORED_BYTES && seg.bytes == cursor.offset
+    };
+    let seq = match shared.current.lock() {
+        Ok(seg) if stored(&seg) => seg.seq,
+        Ok(seg) => return seg.seq,
+        Err(_) => return cursor.seq,
+    };
+    let fresh = match open_segment(&shared.dir, seq + 1) {
+        Ok(fresh) => fresh,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot start a new spool segment");
+            return seq;
+        }
+    };
+    match shared.current.lock() {
+        Ok(mut seg) => {
+            // Unless an event was appended meanwhile: then the fresh (empty)
+            // file is opened again at the next try.
+            if stored(&seg) {
+                *seg = fresh;
+            }
+            seg.seq
+        }
+        Err(_) => cursor.seq,
+    }
+}
+
 async fn writer(
     db: Db,
     shared: Arc<Shared>,
@@ -319,23 +353,7 @@ async fn writer(
         // This segment is read to its end: move on if a newer one exists;
         // if it is the open one and fully stored, start a fresh one so the
         // stored one can go (keeps the log, and replays after a crash, short).
-        let current = match shared.current.lock() {
-            Ok(mut seg) => {
-                if seg.seq == cursor.seq
-                    && seg.bytes >= ROTATE_STORED_BYTES
-                    && seg.bytes == cursor.offset
-                {
-                    match open_segment(&shared.dir, seg.seq + 1) {
-                        Ok(fresh) => *seg = fresh,
-                        Err(err) => {
-                            tracing::warn!(error = %err, "cannot start a new spool segment")
-                        }
-                    }
-                }
-                seg.seq
-            }
-            Err(_) => cursor.seq,
-        };
+        let current = rotate_if_stored(&shared, &cursor);
         if cursor.seq < current {
             let _ = std::fs::remove_file(segment_path(&shared.dir, cursor.seq));
             cursor = Cursor {

@@ -155,7 +155,9 @@ async fn watch_once(db: &store::Db) -> store::Result<()> {
     let now = store::now_ms();
     // One read of each kind per round, whatever the number of gateways and
     // teams; a write only where something changed.
-    let seen = store::webhooks::notification_states(db).await?;
+    let month = store::month_start_ms(now);
+    let this_month = format!("budget:%:{month}");
+    let seen = store::webhooks::notification_states(db, &["gateway:%", &this_month]).await?;
     let gateways = org.list_gateways().await?;
     for g in &gateways {
         let status = g.status(now);
@@ -174,7 +176,6 @@ async fn watch_once(db: &store::Db) -> store::Result<()> {
         )
         .await?;
     }
-    let month = store::month_start_ms(now);
     let spend = org
         .spend_by(
             &store::rollups::RollupFilter {

@@ -68,7 +68,7 @@ pub struct WalletTransaction {
 }
 
 /// A wallet with the part of it gateways hold in leases right now.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Balance {
     pub wallet: Option<WalletRow>,
     /// Held by gateways: in-flight reservations and spend not yet stored.
@@ -97,10 +97,7 @@ pub(crate) async fn balance(db: &Db, team_id: &str, now_ms: i64) -> Result<Balan
     Ok(balances(db, Some(team_id), now_ms)
         .await?
         .remove(team_id)
-        .unwrap_or(Balance {
-            wallet: None,
-            reserved_micros: 0,
-        }))
+        .unwrap_or_default())
 }
 
 /// The balance of every team in `team_filter` (all teams for `None`) that
@@ -142,13 +139,7 @@ pub(crate) async fn balances(
         })
         .collect();
     for (team_id, micros) in reserved {
-        balances
-            .entry(team_id)
-            .or_insert(Balance {
-                wallet: None,
-                reserved_micros: 0,
-            })
-            .reserved_micros = micros;
+        balances.entry(team_id).or_default().reserved_micros = micros;
     }
     Ok(balances)
 }

@@ -259,13 +259,20 @@ pub async fn deliveries(db: &Db, webhook_id: &str, limit: i64) -> Result<Vec<Del
     })?)
 }
 
-/// Every watched value (key → last value), read once per round by a
-/// watcher that checks many keys.
-pub async fn notification_states(db: &Db) -> Result<HashMap<String, String>> {
+/// The watched values (key → last value) whose keys match one of the SQL
+/// `like` patterns, read once per round by a watcher that checks many keys
+/// (only the current ones: old months' keys are never read again).
+pub async fn notification_states(db: &Db, patterns: &[&str]) -> Result<HashMap<String, String>> {
+    if patterns.is_empty() {
+        return Ok(HashMap::new());
+    }
     let rows: Vec<(String, String)> = with_pool!(db, pool => {
-        sqlx::query_as("select key, value from notification_state")
-            .fetch_all(pool)
-            .await
+        let mut query = sqlx::QueryBuilder::new("select key, value from notification_state where ");
+        let mut any = query.separated(" or ");
+        for pattern in patterns {
+            any.push("key like ").push_bind_unseparated(*pattern);
+        }
+        query.build_query_as().fetch_all(pool).await
     })?;
     Ok(rows.into_iter().collect())
 }
